@@ -1,0 +1,148 @@
+"""Server bootstrap: a gRPC server with health, reflection, interceptors and graceful shutdown.
+
+A service's composition root builds a ``GrpcApp``, registers its servicers, background tasks
+(consumers, relays, sweepers) and close callbacks, and hands it to ``run_apps``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+import grpc
+import grpc.aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
+from chassis import auth, telemetry
+from chassis.clients import channel_options
+from chassis.interceptors import AuthInterceptor, ErrorMappingInterceptor
+from chassis.settings import Settings
+
+log = logging.getLogger("speako.server")
+
+Register = Callable[[grpc.aio.Server], None]
+Task = Callable[[], Awaitable[None]]
+Close = Callable[[], Awaitable[None]]
+
+
+class GrpcApp:
+    """One service: its gRPC server plus the background work that lives and dies with it."""
+
+    def __init__(
+        self,
+        *,
+        service_name: str,
+        settings: Settings,
+        listen_addr: str,
+        policy: Mapping[str, auth.Rule],
+        extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    ) -> None:
+        self.service_name = service_name
+        self.settings = settings
+        self.listen_addr = listen_addr
+        self.health = health.aio.HealthServicer()
+        self.server = grpc.aio.server(
+            interceptors=[
+                aio_server_interceptor(tracer_provider=telemetry.tracer_provider(service_name)),
+                ErrorMappingInterceptor(),
+                AuthInterceptor(auth.Authorizer(settings.auth_secret, policy)),
+                *extra_interceptors,
+            ],
+            options=channel_options(settings),
+        )
+        self._service_names: list[str] = []
+        self._background: list[tuple[str, Task]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stop_first: list[Close] = []
+        self._on_stop: list[Close] = []
+        self.port = 0
+
+    def add_service(self, full_name: str, register: Register) -> None:
+        """Register a servicer (``register(server)``) under its full service name."""
+        register(self.server)
+        self._service_names.append(full_name)
+
+    def add_background(self, name: str, task: Task) -> None:
+        """Run ``task()`` from start until stop (cancelled at the end of the grace period)."""
+        self._background.append((name, task))
+
+    def on_drain(self, callback: Close) -> None:
+        """Called first at shutdown, before in-flight RPCs end: stop consuming new work."""
+        self._stop_first.append(callback)
+
+    def on_stop(self, callback: Close) -> None:
+        """Called last at shutdown, in registration order (close pools and connections)."""
+        self._on_stop.append(callback)
+
+    async def start(self) -> int:
+        """Start serving; returns the bound port (useful with port 0)."""
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            [*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
+        )
+        self.port = self.server.add_insecure_port(self.listen_addr)
+        if self.port == 0:
+            raise RuntimeError(f"{self.service_name}: cannot listen on {self.listen_addr}")
+        await self.server.start()
+        for name, task in self._background:
+            self._tasks.append(asyncio.create_task(self._supervise(name, task), name=name))
+        for name in ["", *self._service_names]:
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("%s serving on port %d", self.service_name, self.port)
+        return self.port
+
+    async def _supervise(self, name: str, task: Task) -> None:
+        # A background loop that dies would silently stop the service's work: restart it.
+        while True:
+            try:
+                await task()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s: background task %s crashed; restarting in 1s", self.service_name, name)
+                await asyncio.sleep(1)
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Graceful shutdown: NOT_SERVING, stop intake, let in-flight work finish, close."""
+        grace = self.settings.shutdown_grace_s if grace_s is None else grace_s
+        await self.health.enter_graceful_shutdown()
+        for callback in self._stop_first:
+            await _quietly(callback, "drain")
+        await self.server.stop(grace)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        for callback in self._on_stop:
+            await _quietly(callback, "close")
+        log.info("%s stopped", self.service_name)
+
+
+async def _quietly(callback: Close, what: str) -> None:
+    try:
+        await callback()
+    except Exception:
+        log.exception("shutdown step (%s) failed", what)
+
+
+async def run_apps(apps: Sequence[GrpcApp]) -> None:
+    """Start the apps and serve until SIGTERM or SIGINT, then shut them down gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    started: list[GrpcApp] = []
+    try:
+        for app in apps:
+            await app.start()
+            started.append(app)
+        await stop.wait()
+        log.info("shutdown requested")
+    finally:
+        await asyncio.gather(*(app.stop() for app in reversed(started)), return_exceptions=True)
+        telemetry.shutdown()

@@ -1,0 +1,1 @@
+"""Config domain: plain Python rules over AgentConfig (no gRPC, no SQL)."""

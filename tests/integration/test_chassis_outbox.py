@@ -1,0 +1,156 @@
+"""Migrations, broker topology and the outbox relay against the real PostgreSQL and RabbitMQ."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aio_pika
+import pytest
+
+from chassis import broker, database, outbox
+from speako.events.v1 import events_pb2
+
+SCHEMA = "outboxtest"
+
+
+@pytest.fixture
+async def pool(database_url):
+    await database.migrate(database_url, SCHEMA, [outbox.MIGRATIONS_DIR])
+    pool = await database.create_pool(database_url, SCHEMA)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def connection(amqp_url):
+    conn = await broker.connect(amqp_url, "test")
+    channel = await conn.channel()
+    await broker.declare_topology(channel)
+    yield conn
+    await conn.close()
+
+
+async def test_two_replicas_migrating_at_once_apply_each_file_once(database_url):
+    results = await asyncio.gather(*(database.migrate(database_url, SCHEMA, [outbox.MIGRATIONS_DIR]) for _ in range(3)))
+    assert sorted(len(r) for r in results) == [0, 0, 1]
+
+
+async def _bound_queue(conn, routing_key="job.#"):
+    channel = await conn.channel()
+    queue = await channel.declare_queue("", exclusive=True)
+    await queue.bind(broker.EVENTS_EXCHANGE, routing_key)
+    return queue
+
+
+async def _write(pool, n, start=0):
+    ids = []
+    for i in range(start, start + n):
+        async with pool.acquire() as con, con.transaction():
+            event = events_pb2.JobStateChanged(sequence=i)
+            ids.append(
+                await outbox.enqueue(con, exchange=broker.EVENTS_EXCHANGE, routing_key="job.processing", message=event)
+            )
+    return ids
+
+
+async def _receive(queue, n, timeout=10.0):
+    got = []
+    async with queue.iterator() as it:
+        async with asyncio.timeout(timeout):
+            async for message in it:
+                await message.ack()
+                got.append(message)
+                if len(got) == n:
+                    break
+    return got
+
+
+async def test_relay_publishes_committed_rows_with_ids_types_and_trace_headers(pool, connection, database_url):
+    queue = await _bound_queue(connection)
+    relay = outbox.OutboxRelay(pool, connection, database_url=database_url, schema=SCHEMA, service_name="speako-test")
+    task = asyncio.create_task(relay.run())
+    try:
+        ids = await _write(pool, 20)
+        got = await _receive(queue, 20)
+    finally:
+        task.cancel()
+    assert sorted(m.message_id for m in got) == sorted(ids)
+    decoded = broker.decode(got[0])
+    assert isinstance(decoded, events_pb2.JobStateChanged)
+    assert got[0].delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+    assert "traceparent" in got[0].headers
+    async with pool.acquire() as con:
+        assert await con.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def test_row_committed_out_of_id_order_is_not_skipped(pool, connection, database_url):
+    queue = await _bound_queue(connection)
+    relay = outbox.OutboxRelay(
+        pool, connection, database_url=database_url, schema=SCHEMA, service_name="speako-test", poll_interval_s=0.2
+    )
+    slow = await pool.acquire()
+    tx = slow.transaction()
+    await tx.start()
+    early_id = await outbox.enqueue(
+        slow, exchange=broker.EVENTS_EXCHANGE, routing_key="job.failed", message=events_pb2.JobStateChanged(sequence=1)
+    )
+    task = asyncio.create_task(relay.run())
+    try:
+        later = await _write(pool, 3)  # higher ids, committed first
+        first = await _receive(queue, 3)
+        assert sorted(m.message_id for m in first) == sorted(later)
+        await tx.commit()
+        await pool.release(slow)
+        rest = await _receive(queue, 1)
+    finally:
+        task.cancel()
+    assert rest[0].message_id == early_id
+
+
+async def test_unroutable_message_stays_in_outbox(pool, connection, database_url):
+    relay = outbox.OutboxRelay(pool, connection, database_url=database_url, schema=SCHEMA, service_name="speako-test")
+    async with pool.acquire() as con, con.transaction():
+        await outbox.enqueue(
+            con, exchange=broker.EVENTS_EXCHANGE, routing_key="nobody.listens", message=events_pb2.JobStateChanged()
+        )
+    with pytest.raises(RuntimeError):
+        await relay.drain_once()
+    async with pool.acquire() as con:
+        row = await con.fetchrow("SELECT attempts, last_error FROM outbox")
+    assert row["attempts"] == 1 and row["last_error"]
+
+
+async def test_relay_rides_out_connections_closed_by_the_broker(pool, connection, database_url, amqp_url):
+    checker = await broker.connect(amqp_url, "checker")
+    channel = await checker.channel()
+    queue = await channel.declare_queue("checker", durable=True)
+    await queue.bind(broker.EVENTS_EXCHANGE, "job.#")
+    relay = outbox.OutboxRelay(
+        pool, connection, database_url=database_url, schema=SCHEMA, service_name="speako-test", poll_interval_s=0.2
+    )
+    task = asyncio.create_task(relay.run())
+    vhost = amqp_url.rsplit("/", 1)[1]
+    try:
+        first = await _write(pool, 5)
+        assert len(await _receive(queue, 5)) == 5
+        # The broker closes every connection of the vhost (as on a node restart).
+        proc = await asyncio.create_subprocess_exec(
+            "rabbitmqctl",
+            "close_all_connections",
+            "-p",
+            vhost,
+            "fault injected by test",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        assert await proc.wait() == 0
+        later = await _write(pool, 5, start=5)
+        checker2 = await broker.connect(amqp_url, "checker2")
+        queue2 = await (await checker2.channel()).get_queue("checker", ensure=True)
+        got = await _receive(queue2, 5, timeout=30)
+        await checker2.close()
+    finally:
+        task.cancel()
+        await checker.close()
+    assert set(first).isdisjoint(m.message_id for m in got)
+    assert sorted(m.message_id for m in got) == sorted(later)
