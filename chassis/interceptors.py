@@ -22,7 +22,7 @@ Behaviour = Callable[[Any, grpc.aio.ServicerContext], Any]
 Guard = Callable[[Any, grpc.aio.ServicerContext], Awaitable[None]]
 
 
-def _rewrap(handler: grpc.RpcMethodHandler, unary: Callable[..., Any], stream: Callable[..., Any]) -> Any:
+def rewrap_handler(handler: grpc.RpcMethodHandler, unary: Callable[..., Any], stream: Callable[..., Any]) -> Any:
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(
             unary(handler.unary_unary),
@@ -78,7 +78,7 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
 
             return run
 
-        return _rewrap(handler, unary, stream)
+        return rewrap_handler(handler, unary, stream)
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
@@ -115,4 +115,4 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
             return run
 
-        return _rewrap(handler, unary, stream)
+        return rewrap_handler(handler, unary, stream)

@@ -20,6 +20,7 @@ from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from chassis import auth, telemetry
 from chassis.clients import channel_options
 from chassis.interceptors import AuthInterceptor, ErrorMappingInterceptor
+from chassis.metrics import MetricsInterceptor, ServiceMetrics
 from chassis.settings import Settings
 
 log = logging.getLogger("speako.server")
@@ -45,9 +46,12 @@ class GrpcApp:
         self.settings = settings
         self.listen_addr = listen_addr
         self.health = health.aio.HealthServicer()
+        # Services register their own metrics on app.metrics (served on their metrics port).
+        self.metrics = ServiceMetrics(service_name)
         self.server = grpc.aio.server(
             interceptors=[
                 aio_server_interceptor(tracer_provider=telemetry.tracer_provider(service_name)),
+                MetricsInterceptor(self.metrics),
                 ErrorMappingInterceptor(),
                 AuthInterceptor(auth.Authorizer(settings.auth_secret, policy)),
                 *extra_interceptors,
@@ -88,6 +92,7 @@ class GrpcApp:
         if self.port == 0:
             raise RuntimeError(f"{self.service_name}: cannot listen on {self.listen_addr}")
         await self.server.start()
+        self.metrics.serve(self.settings.metrics_ports.get(self.service_name.removeprefix("speako-"), 0))
         for name, task in self._background:
             self._tasks.append(asyncio.create_task(self._supervise(name, task), name=name))
         for name in ["", *self._service_names]:
@@ -120,6 +125,7 @@ class GrpcApp:
         self._tasks.clear()
         for callback in self._on_stop:
             await _quietly(callback, "close")
+        self.metrics.close()
         log.info("%s stopped", self.service_name)
 
 

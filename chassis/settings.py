@@ -8,6 +8,26 @@ from dataclasses import dataclass, field
 
 DEV_AUTH_SECRET = "speako-dev-secret-not-for-production"
 
+# Every variable Settings.from_env reads (docker-compose.yml is checked against this list).
+ENV_VARS = (
+    "SPEAKO_ENV",
+    "SPEAKO_DATABASE_URL",
+    "SPEAKO_AMQP_URL",
+    "SPEAKO_CONFIG_ADDR",
+    "SPEAKO_PUBLISHER_ADDR",
+    "SPEAKO_NOTIFIER_ADDR",
+    "SPEAKO_ACTIVATION_ADDR",
+    "SPEAKO_RUNTIME_ADDR",
+    "SPEAKO_LISTEN_ADDR",
+    "SPEAKO_AUTH_SECRET",
+    "SPEAKO_PUBLISH_DEADLINE_S",
+    "SPEAKO_MAX_MESSAGE_BYTES",
+    "SPEAKO_SHUTDOWN_GRACE_S",
+    "SPEAKO_RPC_TIMEOUT_S",
+    "SPEAKO_METRICS_PORT_BASE",
+    "SPEAKO_LOG_LEVEL",
+)
+
 
 class SettingsError(ValueError):
     """The environment does not describe a runnable service."""
@@ -46,6 +66,8 @@ class Settings:
     shutdown_grace_s: float = 10.0
     # Default deadline of service-to-service RPCs.
     rpc_timeout_s: float = 10.0
+    # Where `speako serve <one service>` listens when not on its own address (containers: 0.0.0.0:port).
+    listen_addr: str = ""
     # Prometheus port per service; 0 disables the metrics endpoint.
     metrics_ports: Mapping[str, int] = field(
         default_factory=lambda: {"config": 9461, "publisher": 9462, "notifier": 9463, "activation": 9464}
@@ -80,6 +102,7 @@ class Settings:
             max_message_bytes=int(_float(env, "SPEAKO_MAX_MESSAGE_BYTES", cls.max_message_bytes)),
             shutdown_grace_s=_float(env, "SPEAKO_SHUTDOWN_GRACE_S", cls.shutdown_grace_s),
             rpc_timeout_s=_float(env, "SPEAKO_RPC_TIMEOUT_S", cls.rpc_timeout_s),
+            listen_addr=env.get("SPEAKO_LISTEN_ADDR", ""),
             metrics_ports={
                 name: (0 if base_port == 0 else base_port + offset)
                 for offset, name in enumerate(("config", "publisher", "notifier", "activation"), start=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import os
 import sys
 
 import click
@@ -58,15 +59,39 @@ def serve(service: str, create_database: bool) -> None:
         if create_database:
             await ensure_database(settings.database_url)
         apps: list[GrpcApp] = []
+        # SPEAKO_LISTEN_ADDR only makes sense for one service per process (containers).
+        listen_addr = settings.listen_addr if len(names) == 1 and settings.listen_addr else None
         for name in names:
             module = importlib.import_module(f"services.{name}.main")
-            apps.append(await module.create_app(settings))
+            apps.append(await module.create_app(settings, listen_addr=listen_addr))
         await run_apps(apps)
 
     try:
         asyncio.run(run())
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+@main.command()
+@click.argument("addresses", nargs=-1)
+@click.option("--timeout", default=5.0, show_default=True, help="Seconds to wait for each answer.")
+def health(addresses: tuple[str, ...], timeout: float) -> None:
+    """Check that services answer SERVING (grpc.health.v1); exits 1 otherwise.
+
+    \b
+    Example:
+      speako health 127.0.0.1:50051 127.0.0.1:50052 127.0.0.1:50053 127.0.0.1:50054
+    """
+    from speako.cli.probe import check_health
+
+    if not addresses:
+        settings = _settings() if os.environ.get("SPEAKO_AUTH_SECRET") else Settings()
+        addresses = (settings.config_addr, settings.publisher_addr, settings.notifier_addr, settings.activation_addr)
+    results = asyncio.run(check_health(addresses, timeout))
+    for addr, status in results.items():
+        click.echo(f"{addr}\t{status}")
+    if any(status != "SERVING" for status in results.values()):
+        sys.exit(1)
 
 
 @main.command("token")

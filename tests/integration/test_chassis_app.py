@@ -121,3 +121,27 @@ async def test_health_is_open_and_serving(stub):
     for service in ("", SERVICE):
         reply = await health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_rpc_metrics_are_served_over_http(settings, token):
+    import dataclasses
+    import urllib.request
+
+    from tests.harness import free_port
+
+    port = free_port()
+    settings = dataclasses.replace(settings, metrics_ports={"test": port})
+    app = GrpcApp(service_name="speako-test", settings=settings, listen_addr="127.0.0.1:0", policy=POLICY)
+    app.add_service(SERVICE, lambda s: config_service_pb2_grpc.add_ConfigServiceServicer_to_server(FakeConfig(), s))
+    grpc_port = await app.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            s = config_service_pb2_grpc.ConfigServiceStub(channel)
+            md = bearer(token(["viewer"], "acme"))
+            await s.GetAgent(config_service_pb2.GetAgentRequest(name="tenants/acme/agents/a"), metadata=md, timeout=5)
+            await _code(s.GetAgent(config_service_pb2.GetAgentRequest(name="x"), metadata=md, timeout=5))
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    finally:
+        await app.stop(0.5)
+    assert 'speako_rpc_duration_seconds_count{code="OK",method="GetAgent"} 1.0' in body
+    assert 'speako_rpc_duration_seconds_count{code="INVALID_ARGUMENT",method="GetAgent"} 1.0' in body

@@ -1,0 +1,51 @@
+# Targets a newcomer guesses. Each does its own set-up (virtual environment, install).
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+BUF    := .tools/node_modules/.bin/buf
+PYTEST_ARGS ?=
+
+.PHONY: install proto check-proto servers run test test-faults lint format bench clean
+
+$(STAMP): pyproject.toml
+	python3.11 -m venv $(VENV) 2>/dev/null || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+install: $(STAMP)
+
+proto: $(STAMP)
+	PYTHON=$(abspath $(PY)) scripts/gen_protos.sh
+
+check-proto: $(STAMP)
+	PYTHON=$(abspath $(PY)) scripts/check_protos.sh
+
+servers:
+	scripts/ensure_servers.sh
+
+## Run the whole platform (four services in one process, dev auth) on local PostgreSQL and RabbitMQ.
+run: $(STAMP) servers
+	SPEAKO_ENV=$${SPEAKO_ENV:-dev} $(VENV)/bin/speako serve all
+
+## Run every test (unit, integration, e2e) against the real servers.
+test: $(STAMP) servers check-proto
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+$(BUF):
+	mkdir -p .tools && cd .tools && npm install --silent --no-audit --no-fund @bufbuild/buf@1.75.0
+
+lint: $(STAMP) $(BUF)
+	$(BUF) lint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy chassis services speako/cli
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: $(STAMP) servers
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .tools

@@ -1,0 +1,5 @@
+"""``python -m speako.cli``: the same as the ``speako`` console script."""
+
+from speako.cli.main import main
+
+main()
