@@ -7,7 +7,8 @@ name, a ``message_id`` (the consumer's dedupe key), persistent delivery and W3C 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +16,10 @@ import aio_pika
 import aio_pika.abc
 from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.message import DecodeError, Message
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
+from chassis import telemetry
 
 import speako.events.v1.events_pb2  # noqa: F401  (registers the event types for decode)
 
@@ -121,3 +126,30 @@ def string_headers(headers: Mapping[str, Any] | None) -> dict[str, str]:
         if isinstance(value, str):
             out[key] = value
     return out
+
+
+@contextmanager
+def consumer_span(
+    service_name: str, incoming: aio_pika.abc.AbstractIncomingMessage, queue: str = ""
+) -> Iterator[trace.Span]:
+    """A CONSUMER span continuing the trace in the delivery's W3C headers (the broker hop).
+
+    Work done inside it (DB writes, outbox rows, outgoing RPCs) joins the publisher's trace.
+    """
+    attributes = {
+        "messaging.system": "rabbitmq",
+        "messaging.operation": "process",
+        "messaging.destination.name": incoming.exchange or "",
+        "messaging.rabbitmq.destination.routing_key": incoming.routing_key or "",
+        "messaging.message.id": incoming.message_id or "",
+    }
+    if queue:
+        attributes["messaging.source.name"] = queue
+    with telemetry.span_from_headers(
+        service_name,
+        f"{queue or incoming.routing_key} process",
+        string_headers(incoming.headers),
+        SpanKind.CONSUMER,
+        attributes,
+    ) as span:
+        yield span
