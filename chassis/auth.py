@@ -8,6 +8,7 @@ handler only ever runs for a caller allowed to touch what it names.
 from __future__ import annotations
 
 import contextvars
+import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -18,10 +19,11 @@ import jwt
 from google.protobuf.message import Message
 
 from chassis.errors import PermissionDenied, Unauthenticated
-from chassis.names import tenant_of
+from chassis.names import ID_PATTERN, tenant_of
 
 ALGORITHM = "HS256"
 ALL_TENANTS = "*"
+MAX_SUBJECT_CHARS = 256
 # Methods anyone may call: health checks and reflection.
 OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
@@ -35,13 +37,16 @@ class Access(Enum):
     ADMIN = "admin"
     SRE = "sre"
     SERVICE = "service"
+    # A tenant member's own bookkeeping (marking notifications read): every tenant role, but never
+    # across tenants, so the cross-tenant readers (sre, service) cannot change another tenant's state.
+    MEMBER = "member"
 
 
 ROLE_GRANTS: Mapping[str, frozenset[Access]] = {
-    "viewer": frozenset({Access.READ}),
-    "editor": frozenset({Access.READ, Access.EDIT}),
-    "publisher": frozenset({Access.READ, Access.EDIT, Access.PUBLISH}),
-    "admin": frozenset({Access.READ, Access.EDIT, Access.PUBLISH, Access.ADMIN}),
+    "viewer": frozenset({Access.READ, Access.MEMBER}),
+    "editor": frozenset({Access.READ, Access.MEMBER, Access.EDIT}),
+    "publisher": frozenset({Access.READ, Access.MEMBER, Access.EDIT, Access.PUBLISH}),
+    "admin": frozenset({Access.READ, Access.MEMBER, Access.EDIT, Access.PUBLISH, Access.ADMIN}),
     "sre": frozenset({Access.READ, Access.SRE}),
     "service": frozenset({Access.READ, Access.SERVICE}),
 }
@@ -63,6 +68,8 @@ class Principal:
     subject: str
     tenant: str
     roles: frozenset[str]
+    # The token's exp claim (seconds since the epoch).
+    expires_at: float = 0.0
 
     def grants(self) -> frozenset[Access]:
         out: set[Access] = set()
@@ -108,62 +115,83 @@ def verify_token(secret: str, token: str) -> Principal:
     except jwt.InvalidTokenError as exc:
         raise Unauthenticated(f"the token is not valid: {exc}", reason="TOKEN_INVALID") from None
     tenant, roles, subject = claims.get("tenant"), claims.get("roles"), claims.get("sub")
-    if not isinstance(subject, str) or not subject:
-        raise Unauthenticated("the token's sub claim must be a non-empty string", reason="TOKEN_INVALID")
-    if not isinstance(tenant, str) or not tenant:
+    # The subject is stored as creator/requester: keep it a short, printable string.
+    if not isinstance(subject, str) or not subject or len(subject) > MAX_SUBJECT_CHARS or not subject.isprintable():
+        raise Unauthenticated(
+            f"the token's sub claim must be a printable string of 1-{MAX_SUBJECT_CHARS} characters",
+            reason="TOKEN_INVALID",
+        )
+    if not isinstance(tenant, str) or not (tenant == ALL_TENANTS or re.fullmatch(ID_PATTERN, tenant)):
         raise Unauthenticated("the token's tenant claim must be a tenant id or '*'", reason="TOKEN_INVALID")
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise Unauthenticated("the token's roles claim must be a list of strings", reason="TOKEN_INVALID")
-    return Principal(subject=subject, tenant=tenant, roles=frozenset(roles))
+    return Principal(subject=subject, tenant=tenant, roles=frozenset(roles), expires_at=float(claims["exp"]))
 
 
 def bearer_token(metadata: Mapping[str, Any]) -> str:
     """Extract the token of an ``authorization: Bearer <JWT>`` header."""
     value = metadata.get("authorization")
     if value is None:
-        raise Unauthenticated("missing authorization metadata: send 'authorization: Bearer <JWT>'")
+        raise Unauthenticated(
+            "missing authorization metadata: send 'authorization: Bearer <JWT>'", reason="TOKEN_MISSING"
+        )
     if isinstance(value, bytes):
         value = value.decode("latin-1")
     scheme, _, token = str(value).partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("authorization metadata must be 'Bearer <JWT>'")
+        raise Unauthenticated("authorization metadata must be 'Bearer <JWT>'", reason="TOKEN_MALFORMED")
     return token.strip()
 
 
-# Message fields never searched for resource names (large config payloads).
-_SKIP_FIELDS = frozenset({"config"})
+# Fields never searched for resource names: the config payload and free text, whose content may
+# legitimately start with "tenants/" without naming anything.
+_SKIP_FIELDS = frozenset({"config", "display_name", "title", "message", "description"})
 
 
-def resource_tenants(request: Message, depth: int = 2) -> set[str]:
+def resource_tenants(request: Message, depth: int = 3) -> set[str]:
     """The tenants of every resource name a request carries (top level and nested messages)."""
     found: set[str] = set()
     for field, value in request.ListFields():
         if field.name in _SKIP_FIELDS:
             continue
+        items = value if field.is_repeated else [value]
         if field.type == field.TYPE_STRING:
-            values = value if field.is_repeated else [value]
-            for item in values:
+            for item in items:
                 tenant = tenant_of(item)
                 if tenant is not None:
                     found.add(tenant)
-        elif field.type == field.TYPE_MESSAGE and depth > 0 and not field.is_repeated:
-            found |= resource_tenants(value, depth - 1)
+        elif field.type == field.TYPE_MESSAGE and depth > 0:
+            for item in items:
+                found |= resource_tenants(item, depth - 1)
     return found
 
 
 class Authorizer:
     """Decides, for one service's policy, whether a call may proceed."""
 
+    # Verified tokens kept, so a busy caller pays one HMAC and JSON decode per token, not per call.
+    TOKEN_CACHE_SIZE = 4096
+
     def __init__(self, secret: str, policy: Mapping[str, Rule]) -> None:
         self._secret = secret
         self._policy = policy
+        self._verified: dict[str, Principal] = {}
 
     @staticmethod
     def is_open(method: str) -> bool:
         return method.startswith(OPEN_METHOD_PREFIXES)
 
     def authenticate(self, metadata: Mapping[str, Any]) -> Principal:
-        return verify_token(self._secret, bearer_token(metadata))
+        """The principal of a valid bearer token; Unauthenticated otherwise."""
+        token = bearer_token(metadata)
+        cached = self._verified.get(token)
+        if cached is not None and cached.expires_at > time.time():
+            return cached
+        principal = verify_token(self._secret, token)
+        if len(self._verified) >= self.TOKEN_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = principal
+        return principal
 
     def authorize(self, method: str, principal: Principal, request: Message) -> None:
         """PermissionDenied unless the principal's roles and tenant allow this call."""

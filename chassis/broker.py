@@ -19,9 +19,8 @@ from google.protobuf.message import DecodeError, Message
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from chassis import telemetry
-
 import speako.events.v1.events_pb2  # noqa: F401  (registers the event types for decode)
+from chassis import telemetry
 
 PUBLISH_EXCHANGE = "speako.publish"
 EVENTS_EXCHANGE = "speako.events"

@@ -6,12 +6,8 @@ figures apart, each on its own port.
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator
 from typing import Any
 
-import grpc
-import grpc.aio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 # Buckets from 0.5 ms to 30 s: RouteCall lives at the bottom, publishes in the middle.
@@ -42,7 +38,9 @@ class ServiceMetrics:
     def gauge(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
         return Gauge(name, doc, list(labels), registry=self.registry)
 
-    def histogram(self, name: str, doc: str, labels: tuple[str, ...] = (), buckets: tuple[float, ...] = LATENCY_BUCKETS) -> Histogram:
+    def histogram(
+        self, name: str, doc: str, labels: tuple[str, ...] = (), buckets: tuple[float, ...] = LATENCY_BUCKETS
+    ) -> Histogram:
         return Histogram(name, doc, list(labels), buckets=buckets, registry=self.registry)
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
@@ -55,49 +53,3 @@ class ServiceMetrics:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
-
-
-def _code_of(context: grpc.aio.ServicerContext) -> str:
-    code = context.code()
-    return code.name if isinstance(code, grpc.StatusCode) else "OK"
-
-
-class MetricsInterceptor(grpc.aio.ServerInterceptor):
-    """Records the duration and final code of every call, and counts open streams."""
-
-    def __init__(self, metrics: ServiceMetrics) -> None:
-        self._m = metrics
-
-    async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
-        from chassis.interceptors import rewrap_handler
-
-        handler = await continuation(details)
-        if handler is None:
-            return None
-        method = details.method.rsplit("/", 1)[-1]
-        m = self._m
-
-        def unary(behaviour: Any) -> Any:
-            async def run(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                start = time.perf_counter()
-                try:
-                    return await behaviour(request, context)
-                finally:
-                    m.rpc_duration.labels(method, _code_of(context)).observe(time.perf_counter() - start)
-
-            return run
-
-        def stream(behaviour: Any) -> Any:
-            async def run(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                start = time.perf_counter()
-                m.active_streams.labels(method).inc()
-                try:
-                    async for item in behaviour(request, context):
-                        yield item
-                finally:
-                    m.active_streams.labels(method).dec()
-                    m.rpc_duration.labels(method, _code_of(context)).observe(time.perf_counter() - start)
-
-            return run
-
-        return rewrap_handler(handler, unary, stream)

@@ -38,9 +38,12 @@ async def enqueue(
 ) -> str:
     """Add a message to the outbox inside the caller's transaction; returns its message_id."""
     message_id = message_id or str(uuid.uuid4())
+    # One statement (one round trip): the row, and a NOTIFY delivered at commit that wakes the
+    # relay without waiting for its poll.
     await con.execute(
-        "INSERT INTO outbox (message_id, exchange, routing_key, message_type, body, headers) "
-        "VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
+        "WITH row AS (INSERT INTO outbox (message_id, exchange, routing_key, message_type, body, headers) "
+        "VALUES ($1, $2, $3, $4, $5, $6::jsonb) RETURNING id) "
+        "SELECT pg_notify(current_schema() || '_outbox', '') FROM row",
         uuid.UUID(message_id),
         exchange,
         routing_key,
@@ -48,9 +51,12 @@ async def enqueue(
         message.SerializeToString(),
         json.dumps(telemetry.inject_headers()),
     )
-    # Delivered at commit: wakes the relay without waiting for its poll.
-    await con.execute("SELECT pg_notify(current_schema() || '_outbox', '')")
     return message_id
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 class OutboxRelay:
@@ -96,6 +102,10 @@ class OutboxRelay:
                 await self._close()
                 raise
             except Exception as exc:
+                if _cancelling():
+                    # A library turned our cancellation into another error: honour it anyway.
+                    await self._close()
+                    raise asyncio.CancelledError() from exc
                 log.warning("outbox relay (%s) failed, retrying in %.1fs: %r", self._schema, backoff, exc)
                 await self._reset_channel()
                 await asyncio.sleep(backoff)

@@ -19,8 +19,8 @@ from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from chassis import auth, telemetry
 from chassis.clients import channel_options
-from chassis.interceptors import AuthInterceptor, ErrorMappingInterceptor
-from chassis.metrics import MetricsInterceptor, ServiceMetrics
+from chassis.interceptors import ServerPipeline
+from chassis.metrics import ServiceMetrics
 from chassis.settings import Settings
 
 log = logging.getLogger("speako.server")
@@ -51,9 +51,7 @@ class GrpcApp:
         self.server = grpc.aio.server(
             interceptors=[
                 aio_server_interceptor(tracer_provider=telemetry.tracer_provider(service_name)),
-                MetricsInterceptor(self.metrics),
-                ErrorMappingInterceptor(),
-                AuthInterceptor(auth.Authorizer(settings.auth_secret, policy)),
+                ServerPipeline(auth.Authorizer(settings.auth_secret, policy), self.metrics),
                 *extra_interceptors,
             ],
             options=channel_options(settings),
@@ -121,7 +119,10 @@ class GrpcApp:
         await self.server.stop(grace)
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Bounded: a task that swallows its cancellation must not hang the shutdown.
+        _, stuck = await asyncio.wait(self._tasks, timeout=5) if self._tasks else (set(), set())
+        for task in stuck:
+            log.error("%s: background task %s ignored cancellation", self.service_name, task.get_name())
         self._tasks.clear()
         for callback in self._on_stop:
             await _quietly(callback, "close")

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 DEV_AUTH_SECRET = "speako-dev-secret-not-for-production"
+# RFC 7518 section 3.2: an HS256 key must be at least as long as the hash (32 bytes).
+MIN_AUTH_SECRET_BYTES = 32
 
 # Every variable Settings.from_env reads (docker-compose.yml is checked against this list).
 ENV_VARS = (
@@ -86,6 +88,11 @@ class Settings:
                     "or set SPEAKO_ENV=dev for local use with a built-in development secret."
                 )
             secret = DEV_AUTH_SECRET
+        elif not dev_mode and len(secret.encode()) < MIN_AUTH_SECRET_BYTES:
+            raise SettingsError(
+                f"SPEAKO_AUTH_SECRET is {len(secret.encode())} bytes; an HS256 secret needs at least "
+                f"{MIN_AUTH_SECRET_BYTES} random bytes (e.g. `openssl rand -base64 48`)."
+            )
         activation_addr = env.get("SPEAKO_ACTIVATION_ADDR") or cls.activation_addr
         base_port = int(env.get("SPEAKO_METRICS_PORT_BASE", "9460"))
         return cls(

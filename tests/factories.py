@@ -33,9 +33,7 @@ def valid_config(greeting: str = "Thanks for calling {business_name}, this is {a
         ),
         business_hours=r.BusinessHours(
             time_zone="America/New_York",
-            windows=[
-                r.OpeningWindow(day=r.OpeningWindow.DAY_OF_WEEK_MONDAY, open_time="09:00", close_time="17:00")
-            ],
+            windows=[r.OpeningWindow(day=r.OpeningWindow.DAY_OF_WEEK_MONDAY, open_time="09:00", close_time="17:00")],
         ),
         fallback_message="Sorry, I did not catch that.",
         pronunciations={"Speako": "speak-oh"},

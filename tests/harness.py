@@ -33,8 +33,16 @@ class ServiceProcess:
     async def start(self) -> None:
         log = self.log_path.open("ab")
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "speako.cli", "serve", self.name, "--no-create-database",
-            env=self.env, stdout=log, stderr=log, cwd=ROOT,
+            sys.executable,
+            "-m",
+            "speako.cli",
+            "serve",
+            self.name,
+            "--no-create-database",
+            env=self.env,
+            stdout=log,
+            stderr=log,
+            cwd=ROOT,
         )
         log.close()
 

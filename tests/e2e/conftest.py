@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc.aio
 import pytest
@@ -8,16 +9,28 @@ import pytest
 from tests.conftest import TEST_SECRET
 from tests.harness import Platform
 
+PlatformFactory = Callable[..., Awaitable[Platform]]
+
 
 @pytest.fixture
-async def platform(database_url, amqp_url, tmp_path):
-    """The four services running as separate processes on this test's database and vhost."""
-    plat = Platform(database_url, amqp_url, TEST_SECRET, tmp_path / "logs")
-    try:
+async def platform_factory(database_url, amqp_url, tmp_path) -> AsyncIterator[PlatformFactory]:
+    """Start the four services as separate processes, with extra environment if needed."""
+    started: list[Platform] = []
+
+    async def start(**extra_env: str) -> Platform:
+        plat = Platform(database_url, amqp_url, TEST_SECRET, tmp_path / f"logs{len(started)}", extra_env)
+        started.append(plat)
         await plat.start()
-        yield plat
-    finally:
-        await plat.stop()
+        return plat
+
+    yield start
+    await asyncio.gather(*(p.stop() for p in started))
+
+
+@pytest.fixture
+async def platform(platform_factory) -> Platform:
+    """The four services running as separate processes on this test's database and vhost."""
+    return await platform_factory()
 
 
 @pytest.fixture

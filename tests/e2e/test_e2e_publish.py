@@ -35,13 +35,17 @@ async def test_publish_reaches_published_and_goes_live(channels, token):
     activation = act_grpc.ActivationServiceStub(channels["activation"])
 
     agent = await config.CreateAgent(
-        cfg.CreateAgentRequest(parent="tenants/acme", agent_id="front-desk", agent=res.Agent(display_name="Front desk")),
-        metadata=md, timeout=10,
+        cfg.CreateAgentRequest(
+            parent="tenants/acme", agent_id="front-desk", agent=res.Agent(display_name="Front desk")
+        ),
+        metadata=md,
+        timeout=10,
     )
     assert agent.name == "tenants/acme/agents/front-desk"
     draft = await config.UpdateDraft(
         cfg.UpdateDraftRequest(draft=res.Draft(name=f"{agent.name}/draft", config=valid_config())),
-        metadata=md, timeout=10,
+        metadata=md,
+        timeout=10,
     )
     assert draft.has_unpublished_changes
 

@@ -56,3 +56,25 @@ def test_parsers_never_crash_on_any_text(value):
         except InvalidArgument:
             pass
     assert tenant_of(value) is None or value.startswith("tenants/")
+
+
+def test_authorizer_caches_a_token_only_until_it_expires():
+    import time
+
+    from chassis import auth
+    from chassis.errors import Unauthenticated
+
+    secret = "a-test-secret-of-at-least-32-bytes!!"
+    authorizer = auth.Authorizer(secret, {})
+    tok = auth.mint_token(secret, subject="s", tenant="acme", roles=["viewer"], ttl_s=60)
+    first = authorizer.authenticate({"authorization": f"Bearer {tok}"})
+    assert authorizer.authenticate({"authorization": f"Bearer {tok}"}) is first
+    # An entry past its exp is verified again (and now fails on expiry).
+    authorizer._verified[tok] = auth.Principal("s", "acme", frozenset({"viewer"}), expires_at=time.time() - 1)
+    expired = auth.mint_token(secret, subject="s", tenant="acme", roles=["viewer"], ttl_s=-30)
+    try:
+        authorizer.authenticate({"authorization": f"Bearer {expired}"})
+        raise AssertionError("expired token accepted")
+    except Unauthenticated:
+        pass
+    assert authorizer.authenticate({"authorization": f"Bearer {tok}"}) is not first
