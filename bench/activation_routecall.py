@@ -1,0 +1,306 @@
+"""RouteCall throughput and latency next to a bare grpc.aio echo server, measured in the same run.
+
+``python -m bench.activation_routecall`` starts, as separate processes on this machine, the
+activation service (real PostgreSQL and RabbitMQ, a scratch database and vhost) and the echo
+server of bench/echo_server.py, then measures each the same way:
+
+- open loop at 500 calls/s (latency from each call's scheduled start: p50/p99);
+- closed loop (client worker processes of bench/worker.py): the most calls/s.
+
+Every routed call is pinned durably (group commit) before RouteCall answers; the count of calls
+in the database is checked against the calls answered. Targets on a 2-core machine: >= 2,000
+routed calls/s, p99 < 10 ms at 500/s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from collections import Counter
+from dataclasses import replace
+
+import aio_pika
+import aio_pika.abc
+import asyncpg
+import grpc.aio
+
+from bench.common import Latency, bearer, now, scratch, token
+from bench.echo_server import METHOD
+from bench.load import Throughput, open_loop
+from chassis import broker
+from chassis.settings import DEV_AUTH_SECRET, Settings
+from services.config.domain.canonical import content_sha256
+from speako.activation.v1 import activation_service_pb2 as act
+from speako.activation.v1 import activation_service_pb2_grpc as act_grpc
+from speako.activation.v1 import resources_pb2, runtime_service_pb2, runtime_service_pb2_grpc
+from speako.config.v1 import resources_pb2 as cfg
+
+AGENT = "tenants/bench/agents/front-desk"
+NUMBER = "+14155550100"
+RATE = 500.0
+OPEN_S = 5.0
+CLOSED_S = 5.0
+WORKERS = 1
+CONCURRENCY = 64
+
+
+def _config() -> cfg.AgentConfig:
+    node = cfg.FlowNode.Type
+    return cfg.AgentConfig(
+        greetings=cfg.Greetings(opening_greeting="Thanks for calling {business_name}."),
+        voice=cfg.Voice(voice_id="aria", primary_language="en-US"),
+        personality=cfg.Personality(name="Ava", prompt="Be helpful."),
+        tools=[
+            cfg.Tool(id="desk", type=cfg.Tool.Type.TYPE_TRANSFER_CALL, enabled=True, transfer_number="+14155550111")
+        ],
+        knowledge=cfg.Knowledge(faqs=[cfg.Faq(question="Open on Sunday?", answer="No.")]),
+        flow=cfg.Flow(
+            start_node_id="start",
+            nodes=[
+                cfg.FlowNode(id="start", type=node.TYPE_START, next_node_ids=["bye"]),
+                cfg.FlowNode(id="bye", type=node.TYPE_END_CALL),
+            ],
+        ),
+        fallback_message="Sorry, let me take a message.",
+    )
+
+
+async def serve_activation(database_url: str, amqp_url: str) -> None:
+    """Child process: run the activation app until stdin closes."""
+    from services.activation.main import create_app
+    from services.activation.servicer import ActivationServicer
+
+    logging.basicConfig(level=logging.WARNING)
+    settings = replace(
+        Settings(), database_url=database_url, amqp_url=amqp_url, auth_secret=DEV_AUTH_SECRET, metrics_ports={}
+    )
+    app = await create_app(settings, "127.0.0.1:0")
+    port = await app.start()
+    # The same use cases served by a plain grpc.aio server (no auth, tracing, metrics or error
+    # interceptors): separates the chassis' per-call cost from the service's own.
+    bare = grpc.aio.server()
+    act_grpc.add_ActivationServiceServicer_to_server(ActivationServicer(app.activation), bare)  # type: ignore[attr-defined]
+    bare_port = bare.add_insecure_port("127.0.0.1:0")
+    await bare.start()
+    print(f"READY {port} {bare_port}", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await bare.stop(1.0)
+    await app.stop(2.0)
+
+
+async def _spawn(*args: str) -> tuple[asyncio.subprocess.Process, list[int]]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    while True:
+        line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+        if not line:
+            raise RuntimeError(f"{args} exited before READY")
+        if line.startswith("READY"):
+            return proc, [int(p) for p in line.split()[1:]]
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            proc.send_signal(signal.SIGKILL)
+            await proc.wait()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (Linux /proc)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _closed_loop(addr: str, kind: str) -> tuple[float, int, Latency]:
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.worker",
+            "unary",
+            addr,
+            kind,
+            str(CLOSED_S),
+            str(CONCURRENCY),
+            NUMBER,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        for _ in range(WORKERS)
+    ]
+    outs = await asyncio.gather(*(p.communicate() for p in procs))
+    results = [json.loads(out.decode().strip().splitlines()[-1]) for out, _ in outs]
+    rate = sum(r["count"] / r["elapsed"] for r in results)
+    errors = sum(r["errors"] for r in results)
+    latency = Latency.of([ms / 1000 for r in results for ms in r["latencies_ms"]])
+    return rate, errors, latency
+
+
+def _bundle(version: int) -> resources_pb2.Bundle:
+    config = _config()
+    config.greetings.opening_greeting = f"Thanks for calling {{business_name}} (version {version})."
+    return resources_pb2.Bundle(
+        agent=AGENT, version=f"{AGENT}/versions/{version}", content_sha256=content_sha256(config), config=config
+    )
+
+
+async def _propagation(writer_addr: str, reader_addr: str, rounds: int = 10) -> Latency:
+    """Delay from a deploy answered by one replica to RouteCall on the other routing to it."""
+    service = bearer(token(["service"], "*"))
+    async with grpc.aio.insecure_channel(writer_addr) as w, grpc.aio.insecure_channel(reader_addr) as r:
+        runtime = runtime_service_pb2_grpc.RuntimeServiceStub(w)
+        reader = act_grpc.ActivationServiceStub(r)
+        request = act.RouteCallRequest(called_number=NUMBER)
+        samples = []
+        for version in range(2, 2 + rounds):
+            await runtime.DeployBundle(
+                runtime_service_pb2.DeployBundleRequest(bundle=_bundle(version)), metadata=service, timeout=10
+            )
+            t0 = now()
+            while not (await reader.RouteCall(request, metadata=service, timeout=10)).version.endswith(f"/{version}"):
+                if now() - t0 > 10:
+                    raise RuntimeError(f"version {version} did not reach the other replica in 10 s")
+                await asyncio.sleep(0.002)
+            samples.append(now() - t0)
+    return Latency.of(samples)
+
+
+async def _prepare(channel: grpc.aio.Channel) -> None:
+    runtime = runtime_service_pb2_grpc.RuntimeServiceStub(channel)
+    activation = act_grpc.ActivationServiceStub(channel)
+    await runtime.DeployBundle(
+        runtime_service_pb2.DeployBundleRequest(bundle=_bundle(1)), metadata=bearer(token(["service"], "*")), timeout=10
+    )
+    admin = bearer(token(["admin"], "bench"))
+    await activation.AssignPhoneNumber(act.AssignPhoneNumberRequest(name=AGENT, phone_number=NUMBER), metadata=admin)
+    await activation.ActivateAgent(act.ActivateAgentRequest(name=AGENT), metadata=admin, timeout=10)
+    service = bearer(token(["service"], "*"))
+    for _ in range(200):  # the routing table follows by NOTIFY
+        try:
+            await activation.RouteCall(act.RouteCallRequest(called_number=NUMBER), metadata=service, timeout=5)
+            return
+        except grpc.aio.AioRpcError:
+            await asyncio.sleep(0.05)
+    raise RuntimeError("the agent never became routable")
+
+
+async def _bind_events_sink(amqp_url: str) -> aio_pika.abc.AbstractRobustConnection:
+    # A consumer of speako.events exists in a real deployment (the notifier); without one the
+    # outbox relay's mandatory publishes come back unroutable and it retries.
+    connection = await aio_pika.connect_robust(amqp_url)
+    channel = await connection.channel()
+    await broker.declare_topology(channel)
+    queue = await channel.declare_queue("bench.activation-events", auto_delete=True)
+    await queue.bind(broker.EVENTS_EXCHANGE, routing_key="#")
+    return connection
+
+
+async def main() -> None:
+    """Run both servers, measure, print."""
+    async with scratch("act") as s:
+        sink = await _bind_events_sink(s.amqp_url)
+        activation_proc, (act_port, bare_port) = await _spawn(
+            "-m", "bench.activation_routecall", "serve", s.database_url, s.amqp_url
+        )
+        echo_proc, (echo_port,) = await _spawn("-m", "bench.echo_server", "0")
+        act_addr, echo_addr = f"127.0.0.1:{act_port}", f"127.0.0.1:{echo_port}"
+        try:
+            channel = grpc.aio.insecure_channel(act_addr)
+            await _prepare(channel)
+            stub = act_grpc.ActivationServiceStub(channel)
+            md = bearer(token(["service"], "*", subject="bench-gateway"))
+            error_codes: Counter[str] = Counter()
+            request = act.RouteCallRequest(called_number=NUMBER, caller_number="+14155550199")
+            echo_channel = grpc.aio.insecure_channel(echo_addr)
+            echo = echo_channel.unary_unary(METHOD)
+            payload = request.SerializeToString()
+
+            async def route() -> object:
+                try:
+                    return await stub.RouteCall(request, metadata=md, timeout=10)
+                except grpc.aio.AioRpcError as err:
+                    error_codes[err.code().name] += 1
+                    raise
+
+            async def bounce() -> object:
+                return await echo(payload, timeout=10)
+
+            for _ in range(100):
+                await route()
+                await bounce()
+            echo_open: Throughput = await open_loop(bounce, RATE, OPEN_S)
+            route_open: Throughput = await open_loop(route, RATE, OPEN_S)
+            await channel.close()
+            await echo_channel.close()
+            cpu0 = _cpu_seconds(echo_proc.pid)
+            echo_rate, echo_errors, echo_lat = await _closed_loop(echo_addr, "echo")
+            echo_cpu_us = (_cpu_seconds(echo_proc.pid) - cpu0) / (echo_rate * CLOSED_S) * 1e6
+            cpu0 = _cpu_seconds(activation_proc.pid)
+            route_rate, route_errors, route_lat = await _closed_loop(act_addr, "routecall")
+            route_cpu_us = (_cpu_seconds(activation_proc.pid) - cpu0) / (route_rate * CLOSED_S) * 1e6
+            cpu0 = _cpu_seconds(activation_proc.pid)
+            bare_rate, bare_errors, bare_lat = await _closed_loop(f"127.0.0.1:{bare_port}", "routecall")
+            bare_cpu_us = (_cpu_seconds(activation_proc.pid) - cpu0) / (bare_rate * CLOSED_S) * 1e6
+            second_proc, (second_port, _) = await _spawn(
+                "-m", "bench.activation_routecall", "serve", s.database_url, s.amqp_url
+            )
+            try:
+                propagation = await _propagation(act_addr, f"127.0.0.1:{second_port}")
+            finally:
+                await _stop(second_proc)
+        finally:
+            await _stop(activation_proc)
+            await _stop(echo_proc)
+            await sink.close()
+        con = await asyncpg.connect(s.database_url)
+        try:
+            pinned = await con.fetchval("SELECT count(*) FROM activation.calls")
+        finally:
+            await con.close()
+
+    cores = os.cpu_count()
+    load = os.getloadavg()[0]
+    print(
+        f"RouteCall vs bare grpc.aio echo, {cores} cores (load average {load:.1f} at the end), "
+        "server and client in separate processes"
+    )
+    print(f"open loop at {RATE:.0f}/s for {OPEN_S:.0f}s (latency from scheduled start):")
+    print(f"  echo      : {echo_open}")
+    print(f"  RouteCall : {route_open}" + (f" errors by status: {dict(error_codes)}" if error_codes else ""))
+    print(
+        f"  p99 ratio RouteCall/echo: {route_open.latency.p99 / echo_open.latency.p99:.1f}x; "
+        f"p50 ratio {route_open.latency.p50 / echo_open.latency.p50:.1f}x"
+    )
+    print(f"closed loop, {WORKERS} client process x {CONCURRENCY} callers, {CLOSED_S:.0f}s:")
+    print(f"  echo      : {echo_rate:,.0f}/s ({echo_errors} errors), {echo_lat}")
+    print(f"  RouteCall : {route_rate:,.0f}/s ({route_errors} errors), {route_lat}")
+    print(f"  RouteCall without the chassis interceptors: {bare_rate:,.0f}/s ({bare_errors} errors), {bare_lat}")
+    print(f"  throughput ratio RouteCall/echo: {route_rate / echo_rate:.2f}")
+    print(
+        f"server CPU per call (less sensitive to other load): echo {echo_cpu_us:.0f} us, "
+        f"RouteCall {route_cpu_us:.0f} us (ratio {route_cpu_us / echo_cpu_us:.1f}x), "
+        f"RouteCall without interceptors {bare_cpu_us:.0f} us; "
+        f"one free core would serve ~{1e6 / route_cpu_us:,.0f} RouteCalls/s"
+    )
+    print(f"deploy on replica A -> RouteCall on replica B routes to it: {propagation}")
+    print(f"calls pinned in PostgreSQL: {pinned:,} (every answered RouteCall committed before its answer)")
+    verdict_rate = "met" if route_rate >= 2000 else "NOT met"
+    verdict_p99 = "met" if route_open.latency.p99 < 10 else "NOT met"
+    print(f"targets: >= 2,000 routed calls/s: {verdict_rate}; p99 < 10 ms at 500/s: {verdict_p99}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "serve":
+        asyncio.run(serve_activation(sys.argv[2], sys.argv[3]))
+    else:
+        asyncio.run(main())

@@ -1,0 +1,250 @@
+"""Benchmark: notifier fan-out to many concurrent watchers.
+
+Runs the real notifier in its own process (real PostgreSQL and RabbitMQ, scratch database and
+vhost), opens W concurrent WatchPublishJobs streams from client processes, then publishes N
+JobStateChanged events on ``speako.events`` one at a time, as the producers do.
+
+Figures printed:
+- delay from a state event being published to its delivery on each watcher, p50/p99 over all
+  (watcher, event) deliveries, and p50/p99 of the slowest watcher per event;
+- memory per watcher: the notifier process's RSS with W idle watchers minus its RSS before them,
+  divided by W;
+- deliveries missing (should be 0) and watchers cut off as too slow (should be 0).
+
+Usage: .venv/bin/python -m bench.notifier_fanout [--watchers 1000] [--events 20] [--interval 1.0]
+Needs PostgreSQL at 127.0.0.1:5432 and RabbitMQ at 127.0.0.1:5672 (creates and drops its own
+database and vhost; rabbitmqctl must be on PATH). NF_PROFILE=<file> writes a cProfile of the
+notifier process there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import sys
+import time
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import aio_pika
+import grpc.aio
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from bench.common import Latency, bearer, percentile, scratch, token
+from chassis import broker
+from chassis.settings import DEV_AUTH_SECRET, Settings
+from speako.config.v1 import resources_pb2
+from speako.events.v1 import events_pb2
+from speako.notifier.v1 import notifier_service_pb2 as svc
+from speako.notifier.v1 import notifier_service_pb2_grpc
+
+TENANT = "bench"
+AGENT = f"tenants/{TENANT}/agents/desk"
+HEARTBEAT_S = 2.0
+
+
+# ---- the notifier process -------------------------------------------------------------------
+
+
+def serve(database_url: str, amqp_url: str, ready: mp.Queue) -> None:
+    """Child process: run one notifier app until terminated."""
+    from services.notifier.main import NotifierOptions, create_app
+
+    async def main() -> None:
+        settings = replace(
+            Settings(), database_url=database_url, amqp_url=amqp_url, auth_secret=DEV_AUTH_SECRET, dev_mode=True
+        )
+        options = NotifierOptions(heartbeat_s=HEARTBEAT_S, max_streams_per_tenant=100_000)
+        app = await create_app(settings, "127.0.0.1:0", options)
+        port = await app.start()
+        ready.put(port)
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(15, stop.set)
+        await stop.wait()
+        await app.stop(1.0)
+
+    if os.environ.get("NF_PROFILE"):
+        import cProfile
+
+        cProfile.runctx("asyncio.run(main())", globals(), locals(), os.environ["NF_PROFILE"])
+    else:
+        asyncio.run(main())
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of a process in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+# ---- watcher processes ----------------------------------------------------------------------
+
+
+def watchers(port: int, count: int, expected: int, ready: mp.Queue, results: mp.Queue) -> None:
+    """Child process: hold ``count`` streams, report readiness, then every delivery's wall time."""
+
+    async def main() -> None:
+        meta = bearer(token(["viewer"], TENANT))
+        channels = [grpc.aio.insecure_channel(f"127.0.0.1:{port}") for _ in range(max(1, count // 100))]
+        stubs = [notifier_service_pb2_grpc.NotifierServiceStub(ch) for ch in channels]
+        subscribed = 0
+        all_subscribed = asyncio.Event()
+        deliveries: list[tuple[str, float]] = []
+        errors: list[str] = []
+
+        async def one(i: int) -> None:
+            nonlocal subscribed
+            parent = TENANT if i % 2 else AGENT
+            stream = stubs[i % len(stubs)].WatchPublishJobs(
+                svc.WatchPublishJobsRequest(parent=f"tenants/{TENANT}" if parent == TENANT else AGENT),
+                metadata=meta,
+            )
+            got = 0
+            first = True
+            try:
+                async for update in stream:
+                    if first:  # the first heartbeat proves the stream is subscribed
+                        first = False
+                        subscribed += 1
+                        if subscribed == count:
+                            all_subscribed.set()
+                    if update.heartbeat:
+                        continue
+                    deliveries.append((update.job.name, time.time()))
+                    got += 1
+                    if got == expected:
+                        break
+            except grpc.aio.AioRpcError as exc:
+                errors.append(exc.code().name)
+            finally:
+                stream.cancel()
+
+        tasks = [asyncio.create_task(one(i)) for i in range(count)]
+        await all_subscribed.wait()
+        ready.put(count)
+        await asyncio.gather(*tasks)
+        results.put((deliveries, errors))
+        for ch in channels:
+            await ch.close()
+
+    asyncio.run(main())
+
+
+# ---- the run --------------------------------------------------------------------------------
+
+
+async def publish_events(amqp_url: str, n: int, interval: float) -> dict[str, float]:
+    """Publish n state events one at a time; returns job name -> wall time of the publish."""
+    connection = await aio_pika.connect(amqp_url)
+    sent: dict[str, float] = {}
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange(broker.EVENTS_EXCHANGE)
+        for _ in range(n):
+            name = f"{AGENT}/publishJobs/{uuid.uuid4()}"
+            now = Timestamp()
+            now.FromDatetime(datetime.now(UTC))
+            job = resources_pb2.PublishJob(
+                name=name,
+                version=f"{AGENT}/versions/1",
+                state=resources_pb2.PublishJob.STATE_SUBMITTED,
+                create_time=now,
+                update_time=now,
+                changed_sections=["greetings"],
+            )
+            message = broker.encode(events_pb2.JobStateChanged(job=job, sequence=1, event_time=now))
+            sent[name] = time.time()
+            await exchange.publish(message, routing_key="job.submitted", mandatory=True, timeout=10)
+            await asyncio.sleep(interval)
+    finally:
+        await connection.close()
+    return sent
+
+
+async def run(n_watchers: int, n_events: int, interval: float, processes: int) -> None:
+    ctx = mp.get_context("spawn")
+    async with scratch("notifier") as s:
+        server_ready: mp.Queue = ctx.Queue()
+        server = ctx.Process(target=serve, args=(s.database_url, s.amqp_url, server_ready), daemon=True)
+        server.start()
+        assert server.pid is not None
+        pid = server.pid
+        workers: list[Any] = []
+        try:
+            port = await asyncio.to_thread(server_ready.get, True, 60)
+            await asyncio.sleep(1.0)
+            base = rss_kib(pid)
+            ready: mp.Queue = ctx.Queue()
+            results: mp.Queue = ctx.Queue()
+            per = [n_watchers // processes + (1 if i < n_watchers % processes else 0) for i in range(processes)]
+            t_open = time.perf_counter()
+            for count in per:
+                p = ctx.Process(target=watchers, args=(port, count, n_events, ready, results), daemon=True)
+                p.start()
+                workers.append(p)
+            for _ in per:
+                await asyncio.to_thread(ready.get, True, 120)
+            opened_s = time.perf_counter() - t_open
+            await asyncio.sleep(1.0)
+            loaded = rss_kib(pid)
+            sent = await publish_events(s.amqp_url, n_events, interval)
+            all_deliveries: list[tuple[str, float]] = []
+            errors: list[str] = []
+            for _ in per:
+                d, e = await asyncio.to_thread(results.get, True, 120)
+                all_deliveries += d
+                errors += e
+        finally:
+            for w in workers:
+                w.join(5)
+                if w.is_alive():
+                    w.terminate()
+            server.terminate()
+            server.join(10)
+
+    delays = [t - sent[name] for name, t in all_deliveries if name in sent]
+    slowest: dict[str, float] = {}
+    for name, t in all_deliveries:
+        slowest[name] = max(slowest.get(name, 0.0), t - sent[name])
+    worst = list(slowest.values())
+    missing = n_watchers * n_events - len(delays)
+    print(f"notifier fan-out: {n_watchers} concurrent WatchPublishJobs watchers (half tenant-wide, half one agent),")
+    print(
+        f"  {n_events} state events published on speako.events every {interval * 1000:.0f} ms; "
+        f"watchers in {processes} client processes, notifier in its own process"
+    )
+    print(f"  opening {n_watchers} streams took {opened_s:.1f} s")
+    print(f"  event published -> delivered, all deliveries: {Latency.of(delays)}")
+    print(
+        f"  event published -> delivered to the slowest watcher: p50 {percentile(worst, 50) * 1000:.2f} ms, "
+        f"p99 {percentile(worst, 99) * 1000:.2f} ms"
+    )
+    print(
+        f"  notifier RSS: {base / 1024:.1f} MiB before watchers, {loaded / 1024:.1f} MiB with {n_watchers} idle "
+        f"watchers -> {(loaded - base) / n_watchers:.1f} KiB per watcher"
+    )
+    print(f"  deliveries missing: {missing}; streams ended with an error: {len(errors)} {sorted(set(errors))}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--watchers", type=int, default=1000)
+    parser.add_argument("--events", type=int, default=20)
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between published events")
+    parser.add_argument("--processes", type=int, default=max(1, min(4, (os.cpu_count() or 2))), help="client processes")
+    args = parser.parse_args()
+    asyncio.run(run(args.watchers, args.events, args.interval, args.processes))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Activation domain: plain Python rules (no gRPC, no SQL)."""

@@ -1,0 +1,1 @@
+"""The notifier's rules in plain Python: read-model merging, tokens, notifications and fan-out."""

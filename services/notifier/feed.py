@@ -1,0 +1,133 @@
+"""The feed tailer: one per process, reads new feed rows in position order and fans them out.
+
+Woken by LISTEN/NOTIFY (sent by the writing transaction at commit) with a polling fallback,
+because a LISTEN connection can die silently. Positions commit in order (see store._append), so
+reading ``position > last`` never skips a row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any
+
+import asyncpg
+
+from services.notifier.domain.hub import FanoutHub, FeedItem
+from services.notifier.store import FEED_CHANNEL, FeedRow, NotifierStore
+from speako.config.v1 import resources_pb2
+from speako.notifier.v1 import resources_pb2 as notifier_pb2
+
+log = logging.getLogger("speako.notifier.feed")
+
+NOTICES_TOPIC: Hashable = ("notices",)
+
+
+def notifications_topic(tenant: str) -> Hashable:
+    """Hub topic of a tenant's System notifications and read-state changes."""
+    return ("notifications", tenant)
+
+
+def to_item(row: FeedRow) -> FeedItem:
+    """Decode a feed row once, for all subscribers; job topics are tenant, agent and job names."""
+    payload: Any
+    topics: tuple[Hashable, ...]
+    if row.kind == "job":
+        payload = resources_pb2.PublishJob.FromString(row.payload)
+        topics = (row.tenant, row.agent, row.subject)
+    elif row.kind == "notification":
+        payload = notifier_pb2.Notification.FromString(row.payload)
+        topics = (notifications_topic(row.tenant or ""),)
+    else:
+        payload = notifier_pb2.MaintenanceNotice.FromString(row.payload)
+        topics = (NOTICES_TOPIC,)
+    return FeedItem(position=row.position, kind=row.kind, topics=topics, payload=payload)
+
+
+class FeedTailer:
+    """Background task: feed rows -> hub, in order, exactly once per process."""
+
+    def __init__(
+        self,
+        store: NotifierStore,
+        hub: FanoutHub,
+        listen: Callable[[], Awaitable[asyncpg.Connection]],
+        *,
+        poll_interval_s: float = 1.0,
+        batch_size: int = 500,
+    ) -> None:
+        self._store = store
+        self._hub = hub
+        self._listen = listen
+        self._poll_interval_s = poll_interval_s
+        self._batch_size = batch_size
+        self._wake = asyncio.Event()
+        self.epoch = ""
+        self.position = 0
+
+    async def prime(self) -> None:
+        """Start at the current end of the feed (history is served by replay from the store)."""
+        head = await self._store.head()
+        self.epoch = head.epoch
+        self.position = head.last_position
+        self._hub.advance(head.last_position)
+
+    def wake(self) -> None:
+        """Read the feed now instead of at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Tail the feed until cancelled."""
+        listener = asyncio.create_task(self._listen_loop(), name="notifier-feed-listen")
+        try:
+            while True:
+                try:
+                    await self.catch_up()
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    log.warning("feed read failed (%s); retrying", exc)
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
+                except TimeoutError:
+                    pass
+                self._wake.clear()
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+
+    async def catch_up(self) -> None:
+        """Publish every feed row after the current position."""
+        while True:
+            rows = await self._store.read_feed(self.position, self._batch_size)
+            for row in rows:
+                self._hub.publish(to_item(row))
+                self.position = row.position
+                # Let readers take the item before the next: a burst is not a slow reader.
+                await asyncio.sleep(0)
+            if len(rows) < self._batch_size:
+                return
+
+    async def _listen_loop(self) -> None:
+        while True:
+            con: asyncpg.Connection | None = None
+            try:
+                con = await self._listen()
+                lost = asyncio.Event()
+                con.add_termination_listener(lambda _c, lost=lost: lost.set())
+                await con.add_listener(FEED_CHANNEL, lambda *_a: self._wake.set())
+                # Rows committed while we were not listening are found by this read.
+                self._wake.set()
+                while not lost.is_set() and not con.is_closed():
+                    try:
+                        await asyncio.wait_for(lost.wait(), 5.0)
+                    except TimeoutError:
+                        # A silently dead connection only shows when used.
+                        await asyncio.wait_for(con.execute("SELECT 1"), 5.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # reconnect on any failure; polling covers the gap
+                log.warning("feed LISTEN connection lost (%s); reconnecting", exc)
+            finally:
+                if con is not None and not con.is_closed():
+                    con.terminate()
+            await asyncio.sleep(self._poll_interval_s)

@@ -1,0 +1,93 @@
+"""Composition root of the publisher process: consumer, job pipeline, sweeper, outbox relay."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from chassis import broker, clients, database, outbox
+from chassis.server import GrpcApp
+from chassis.settings import Settings
+from services.publisher.clients import GrpcRuntime, GrpcVersionSource
+from services.publisher.messaging import PublishRequestConsumer
+from services.publisher.options import PipelineOptions
+from services.publisher.pipeline import Pipeline, utcnow
+from services.publisher.policy import POLICY
+from services.publisher.store import SCHEMA, JobStore
+
+SERVICE_NAME = "speako-publisher"
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+async def create_app(
+    settings: Settings, listen_addr: str | None = None, *, options: PipelineOptions | None = None
+) -> GrpcApp:
+    """Build the publisher app: migrations, pool, broker, consumer, pipeline and relay."""
+    options = options or PipelineOptions.from_env()
+    await database.migrate(settings.database_url, SCHEMA, [outbox.MIGRATIONS_DIR, MIGRATIONS_DIR])
+    # Workers, heartbeats, the consumer, the sweeper and the relay each hold a connection briefly.
+    pool = await database.create_pool(
+        settings.database_url, SCHEMA, min_size=2, max_size=options.db_pool_size, name=SERVICE_NAME
+    )
+    try:
+        connection = await broker.connect(settings.amqp_url, SERVICE_NAME)
+    except BaseException:
+        await pool.close()
+        raise
+
+    store = JobStore(pool)
+    config_channel = clients.service_channel(settings.config_addr, settings, caller=SERVICE_NAME)
+    runtime_channel = clients.service_channel(settings.runtime_addr, settings, caller=SERVICE_NAME)
+    pipeline = Pipeline(
+        store,
+        GrpcVersionSource(config_channel),
+        GrpcRuntime(runtime_channel),
+        options,
+        service_name=SERVICE_NAME,
+    )
+    consumer = PublishRequestConsumer(
+        connection,
+        store,
+        prefetch=options.prefetch,
+        default_deadline_s=settings.publish_deadline_s,
+        on_new_job=pipeline.wake,
+        clock=utcnow,
+        service_name=SERVICE_NAME,
+    )
+    relay = outbox.OutboxRelay(
+        pool, connection, database_url=settings.database_url, schema=SCHEMA, service_name=SERVICE_NAME
+    )
+
+    app = GrpcApp(
+        service_name=SERVICE_NAME,
+        settings=settings,
+        listen_addr=listen_addr or _listen(settings.publisher_addr),
+        policy=POLICY,
+    )
+
+    async def consume() -> None:
+        await consumer.start()
+
+    async def drain() -> None:
+        # Intake stops first; jobs in hand get the grace period, then go back to other replicas.
+        await consumer.stop(settings.shutdown_grace_s)
+        await pipeline.drain(settings.shutdown_grace_s)
+
+    async def close_channels() -> None:
+        await config_channel.close()
+        await runtime_channel.close()
+
+    app.add_background("publish-requests", consume)
+    app.add_background("job-dispatcher", pipeline.run)
+    app.add_background("job-sweeper", pipeline.sweep)
+    app.add_background("outbox-relay", relay.run)
+    app.on_drain(drain)
+    app.on_stop(close_channels)
+    app.on_stop(connection.close)
+    app.on_stop(pool.close)
+    return app
+
+
+def _listen(addr: str) -> str:
+    # Listen on every interface at the configured port (the address others dial may be a hostname).
+    port = addr.rsplit(":", 1)[-1]
+    return f"0.0.0.0:{port}"
