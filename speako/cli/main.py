@@ -1,9 +1,10 @@
-"""``speako``: run the services, and mint development tokens."""
+"""``speako``: the whole publish workflow at a terminal, plus running the services and dev tokens."""
 
 from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import logging
 import os
 import sys
@@ -11,10 +12,14 @@ import sys
 import click
 
 from chassis import auth
-from chassis.database import ensure_database
-from chassis.logs import configure_logging
-from chassis.server import GrpcApp, run_apps
 from chassis.settings import Settings, SettingsError
+from speako.cli.activation import activate, calls, deactivate, numbers
+from speako.cli.agents import agents
+from speako.cli.client import Client
+from speako.cli.drafts import draft
+from speako.cli.notifications import notices, notifications
+from speako.cli.publishing import jobs, publish
+from speako.cli.versions import versions
 
 SERVICES = ("config", "publisher", "notifier", "activation")
 log = logging.getLogger("speako.cli")
@@ -27,9 +32,65 @@ def _settings() -> Settings:
         raise click.ClickException(str(exc)) from None
 
 
-@click.group()
-def main() -> None:
-    """Speako Publish: drafts, versions and reliable publishing of AI receptionists."""
+_DEFAULTS = Settings()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option(
+    "--config-addr",
+    envvar="SPEAKO_CONFIG_ADDR",
+    default=_DEFAULTS.config_addr,
+    show_default=True,
+    help="ConfigService address (env SPEAKO_CONFIG_ADDR).",
+)
+@click.option(
+    "--notifier-addr",
+    envvar="SPEAKO_NOTIFIER_ADDR",
+    default=_DEFAULTS.notifier_addr,
+    show_default=True,
+    help="NotifierService address (env SPEAKO_NOTIFIER_ADDR).",
+)
+@click.option(
+    "--activation-addr",
+    envvar="SPEAKO_ACTIVATION_ADDR",
+    default=_DEFAULTS.activation_addr,
+    show_default=True,
+    help="ActivationService address (env SPEAKO_ACTIVATION_ADDR).",
+)
+@click.option("--token", envvar="SPEAKO_TOKEN", default=None, help="Bearer JWT (env SPEAKO_TOKEN).")
+@click.option(
+    "--timeout",
+    type=float,
+    envvar="SPEAKO_CLI_TIMEOUT_S",
+    default=10.0,
+    show_default=True,
+    help="Deadline of each call, in seconds (env SPEAKO_CLI_TIMEOUT_S).",
+)
+@click.version_option(package_name="speako-publish", prog_name="speako")
+@click.pass_context
+def main(
+    ctx: click.Context, config_addr: str, notifier_addr: str, activation_addr: str, token: str | None, timeout: float
+) -> None:
+    """Speako Publish: drafts, versions and reliable publishing of AI receptionists.
+
+    Agents are written TENANT/AGENT (acme/front-desk) or as full names
+    (tenants/acme/agents/front-desk); with a single-tenant token, AGENT alone works too.
+
+    \b
+    Example (local, dev mode):
+      SPEAKO_ENV=dev speako serve all &
+      export SPEAKO_TOKEN=$(SPEAKO_ENV=dev speako token --tenant acme --role admin)
+      speako agents create acme/front-desk --display-name "Front desk"
+      speako draft set acme/front-desk greetings.opening_greeting "Hi, thanks for calling {business_name}"
+      speako publish acme/front-desk
+    """
+    client = Client(
+        addrs={"config": config_addr, "notifier": notifier_addr, "activation": activation_addr},
+        token=token.strip() if token else None,
+        timeout=timeout,
+    )
+    ctx.obj = client
+    ctx.call_on_close(client.close)
 
 
 @main.command()
@@ -47,6 +108,11 @@ def serve(service: str, create_database: bool) -> None:
     Example:
       SPEAKO_ENV=dev speako serve all
     """
+    # Imported here: the client commands start faster without the server stack.
+    from chassis.database import ensure_database
+    from chassis.logs import configure_logging
+    from chassis.server import GrpcApp, run_apps
+
     settings = _settings()
     configure_logging(f"speako-{service}")
     if settings.dev_mode:
@@ -75,8 +141,13 @@ def serve(service: str, create_database: bool) -> None:
 @main.command()
 @click.argument("addresses", nargs=-1)
 @click.option("--timeout", default=5.0, show_default=True, help="Seconds to wait for each answer.")
-def health(addresses: tuple[str, ...], timeout: float) -> None:
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_context
+def health(ctx: click.Context, addresses: tuple[str, ...], timeout: float, output: str) -> None:
     """Check that services answer SERVING (grpc.health.v1); exits 1 otherwise.
+
+    Without ADDRESSES, checks the four services at the global options' addresses
+    (SPEAKO_*_ADDR or the defaults).
 
     \b
     Example:
@@ -85,11 +156,20 @@ def health(addresses: tuple[str, ...], timeout: float) -> None:
     from speako.cli.probe import check_health
 
     if not addresses:
-        settings = _settings() if os.environ.get("SPEAKO_AUTH_SECRET") else Settings()
-        addresses = (settings.config_addr, settings.publisher_addr, settings.notifier_addr, settings.activation_addr)
+        client = ctx.find_root().obj
+        publisher_addr = os.environ.get("SPEAKO_PUBLISHER_ADDR") or _DEFAULTS.publisher_addr
+        addresses = (
+            client.addrs["config"],
+            publisher_addr,
+            client.addrs["notifier"],
+            client.addrs["activation"],
+        )
     results = asyncio.run(check_health(addresses, timeout))
-    for addr, status in results.items():
-        click.echo(f"{addr}\t{status}")
+    if output == "json":
+        click.echo(json.dumps(results, indent=2))
+    else:
+        for addr, status in results.items():
+            click.echo(f"{addr}\t{status}")
     if any(status != "SERVING" for status in results.values()):
         sys.exit(1)
 
@@ -118,3 +198,7 @@ def token(tenant: str, roles: tuple[str, ...], subject: str, ttl: int) -> None:
     if not settings.dev_mode:
         raise click.ClickException("speako token only works with SPEAKO_ENV=dev")
     click.echo(auth.mint_token(settings.auth_secret, subject=subject, tenant=tenant, roles=roles, ttl_s=ttl))
+
+
+for _command in (agents, draft, publish, jobs, versions, numbers, activate, deactivate, calls, notifications, notices):
+    main.add_command(_command)

@@ -12,9 +12,7 @@ from speako.cli.main import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-DEFAULT_PORTS = {
-    name: int(getattr(Settings(), f"{name}_addr").rsplit(":", 1)[1]) for name in SERVICES
-}
+DEFAULT_PORTS = {name: int(getattr(Settings(), f"{name}_addr").rsplit(":", 1)[1]) for name in SERVICES}
 
 
 def _env(service: dict) -> dict[str, str]:
@@ -54,7 +52,9 @@ def test_ports_and_addresses_agree_with_the_settings_defaults():
 
 
 def test_every_env_var_named_is_one_the_services_read():
-    known_otel = re.compile(r"^OTEL_(TRACES_EXPORTER|EXPORTER_OTLP_\w+|TRACES_SAMPLER(_ARG)?|BSP_\w+|SERVICE_NAME|RESOURCE_ATTRIBUTES)$")
+    known_otel = re.compile(
+        r"^OTEL_(TRACES_EXPORTER|EXPORTER_OTLP_\w+|TRACES_SAMPLER(_ARG)?|BSP_\w+|SERVICE_NAME|RESOURCE_ATTRIBUTES)$"
+    )
     for name in SERVICES:
         for var in _env(COMPOSE["services"][name]):
             assert var in ENV_VARS or known_otel.match(var), f"{name}: unknown env var {var}"
