@@ -27,9 +27,15 @@ EVENTS_EXCHANGE = "speako.events"
 DEAD_LETTER_EXCHANGE = "speako.dead-letter"
 PUBLISH_REQUESTS_QUEUE = "publisher.publish-requests"
 PUBLISH_REQUESTED = "publish.requested"
+# The notifier's queue takes every event, so nothing published on speako.events is ever unroutable
+# (the outbox publishes with mandatory=True and would otherwise retry such a row forever).
+EVENTS_QUEUE = "notifier.events"
+EVENTS_QUEUE_KEYS = ("job.*", "version.*", "agent.*")
 CONTENT_TYPE = "application/x-protobuf"
 # Deliveries before a message is dead-lettered (quorum queues in RabbitMQ 3.x have no default).
-DEFAULT_DELIVERY_LIMIT = 5
+# Generous: RabbitMQ counts a return on a consumer's crash or channel loss as a delivery, and a
+# valid message must survive several of those (a database outage held across restarts).
+DEFAULT_DELIVERY_LIMIT = 20
 # A publish during a broker outage can hang forever without one.
 PUBLISH_TIMEOUT_S = 10.0
 
@@ -72,13 +78,17 @@ async def declare_work_queue(
 
 
 async def declare_topology(channel: aio_pika.abc.AbstractChannel) -> None:
-    """Declare the exchanges and the publisher's work queue; idempotent, every service calls it."""
+    """Declare the exchanges and the two work queues; idempotent, every service calls it.
+
+    Whichever service starts first, every message it publishes then has a queue to land in.
+    """
     await channel.declare_exchange(PUBLISH_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True)
     await channel.declare_exchange(EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
     await channel.declare_exchange(DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True)
     await declare_work_queue(
         channel, PUBLISH_REQUESTS_QUEUE, exchange=PUBLISH_EXCHANGE, routing_keys=[PUBLISH_REQUESTED]
     )
+    await declare_work_queue(channel, EVENTS_QUEUE, exchange=EVENTS_EXCHANGE, routing_keys=EVENTS_QUEUE_KEYS)
 
 
 def encode(

@@ -48,13 +48,15 @@ class ServiceError(Exception):
         return rpc_status.to_status(proto)
 
 
-FieldViolations = Sequence[tuple[str, str]]
+# (field, description) or (field, description, reason): reason is a stable machine-readable code.
+FieldViolations = Sequence[tuple[str, str] | tuple[str, str, str]]
 
 
 def _bad_request(field_violations: FieldViolations) -> error_details_pb2.BadRequest:
     return error_details_pb2.BadRequest(
         field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in field_violations
+            error_details_pb2.BadRequest.FieldViolation(field=v[0], description=v[1], reason=v[2] if len(v) > 2 else "")
+            for v in field_violations
         ]
     )
 

@@ -36,7 +36,7 @@ def _invalid(field: str, value: str, expected: str) -> InvalidArgument:
 
 def check_id(value: str, field: str) -> str:
     """Validate a tenant or agent id (^[a-z][a-z0-9-]{0,62}$)."""
-    if not ID_RE.match(value):
+    if not ID_RE.fullmatch(value):
         raise InvalidArgument(
             f"{field} {value[:100]!r} is not a valid id: use 1-63 lowercase letters, digits or '-', "
             "starting with a letter",
@@ -58,7 +58,7 @@ class TenantName:
 
     @classmethod
     def parse(cls, value: str, field: str = "parent") -> TenantName:
-        m = _TENANT.match(value)
+        m = _TENANT.fullmatch(value)
         if not m:
             raise _invalid(field, value, cls.PATTERN)
         return cls(m.group(1))
@@ -75,7 +75,7 @@ class AgentName:
 
     @classmethod
     def parse(cls, value: str, field: str = "name") -> AgentName:
-        m = _AGENT.match(value)
+        m = _AGENT.fullmatch(value)
         if not m:
             raise _invalid(field, value, cls.PATTERN)
         return cls(m.group(1), m.group(2))
@@ -106,7 +106,7 @@ class DraftName:
 
     @classmethod
     def parse(cls, value: str, field: str = "name") -> DraftName:
-        m = _DRAFT.match(value)
+        m = _DRAFT.fullmatch(value)
         if not m:
             raise _invalid(field, value, cls.PATTERN)
         return cls(m.group(1), m.group(2))
@@ -128,7 +128,7 @@ class VersionName:
 
     @classmethod
     def parse(cls, value: str, field: str = "name") -> VersionName:
-        m = _VERSION.match(value)
+        m = _VERSION.fullmatch(value)
         if not m:
             raise _invalid(field, value, cls.PATTERN + " with number >= 1")
         return cls(m.group(1), m.group(2), int(m.group(3)))
@@ -150,7 +150,7 @@ class PublishJobName:
 
     @classmethod
     def parse(cls, value: str, field: str = "name") -> PublishJobName:
-        m = _JOB.match(value)
+        m = _JOB.fullmatch(value)
         if not m:
             raise _invalid(field, value, cls.PATTERN)
         try:
@@ -175,7 +175,7 @@ class NotificationName:
 
     @classmethod
     def parse(cls, value: str, field: str = "name") -> NotificationName:
-        m = _NOTIFICATION.match(value)
+        m = _NOTIFICATION.fullmatch(value)
         if not m:
             raise _invalid(field, value, cls.PATTERN)
         return cls(m.group(1), m.group(2))
@@ -191,7 +191,7 @@ class NoticeName:
 
     @classmethod
     def parse(cls, value: str, field: str = "name") -> NoticeName:
-        m = _NOTICE.match(value)
+        m = _NOTICE.fullmatch(value)
         if not m:
             raise _invalid(field, value, cls.PATTERN)
         return cls(m.group(1))
@@ -207,7 +207,7 @@ class CallName:
 
     @classmethod
     def parse(cls, value: str, field: str = "name") -> CallName:
-        m = _CALL.match(value)
+        m = _CALL.fullmatch(value)
         if not m:
             raise _invalid(field, value, cls.PATTERN)
         return cls(m.group(1))
@@ -218,8 +218,8 @@ class CallName:
 
 def parse_tenant_or_agent(value: str, field: str = "parent") -> TenantName | AgentName:
     """Parse a parent that may be a tenant or one of its agents."""
-    if _AGENT.match(value):
+    if _AGENT.fullmatch(value):
         return AgentName.parse(value, field)
-    if _TENANT.match(value):
+    if _TENANT.fullmatch(value):
         return TenantName.parse(value, field)
     raise _invalid(field, value, "tenants/{tenant} or tenants/{tenant}/agents/{agent}")

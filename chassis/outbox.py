@@ -54,11 +54,6 @@ async def enqueue(
     return message_id
 
 
-def _cancelling() -> bool:
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
-
-
 class OutboxRelay:
     """Background task publishing one schema's outbox rows to RabbitMQ."""
 
@@ -102,10 +97,6 @@ class OutboxRelay:
                 await self._close()
                 raise
             except Exception as exc:
-                if _cancelling():
-                    # A library turned our cancellation into another error: honour it anyway.
-                    await self._close()
-                    raise asyncio.CancelledError() from exc
                 log.warning("outbox relay (%s) failed, retrying in %.1fs: %r", self._schema, backoff, exc)
                 await self._reset_channel()
                 await asyncio.sleep(backoff)

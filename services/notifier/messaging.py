@@ -1,4 +1,4 @@
-"""Broker adapter: the ``notifier.job-events`` queue and its consumer, which writes the read model.
+"""Broker adapter: the ``notifier.events`` queue's consumer, which writes the read model.
 
 Every replica consumes the same quorum queue (competing consumers); the store makes each event
 count once (dedupe on message_id, compare-and-set on sequence) and appends accepted changes to the
@@ -26,11 +26,10 @@ from speako.events.v1 import events_pb2
 
 log = logging.getLogger("speako.notifier.messaging")
 
-JOB_EVENTS_QUEUE = "notifier.job-events"
-JOB_EVENTS_KEYS = ("job.*",)
-# More than the chassis default: a message is only dead-lettered after the database stayed
-# unreachable through this many deliveries, each already retried in-process for a while.
-JOB_EVENTS_DELIVERY_LIMIT = 20
+# Declared by the shared topology (chassis.broker), so events are routable before the notifier runs.
+JOB_EVENTS_QUEUE = broker.EVENTS_QUEUE
+# Events on the queue that the read model does not use (acked and dropped).
+OTHER_EVENTS = (events_pb2.VersionLive, events_pb2.AgentActivated, events_pb2.AgentDeactivated)
 SERVICE_NAME = "speako-notifier"
 _TRANSIENT = (
     OSError,
@@ -44,15 +43,9 @@ _TRANSIENT = (
 
 
 async def declare(channel: aio_pika.abc.AbstractChannel) -> aio_pika.abc.AbstractQueue:
-    """Declare the platform topology and the notifier's queue (bound to speako.events job.*)."""
+    """Declare the platform topology (which includes the notifier's queue) and return the queue."""
     await broker.declare_topology(channel)
-    return await broker.declare_work_queue(
-        channel,
-        JOB_EVENTS_QUEUE,
-        exchange=broker.EVENTS_EXCHANGE,
-        routing_keys=JOB_EVENTS_KEYS,
-        delivery_limit=JOB_EVENTS_DELIVERY_LIMIT,
-    )
+    return await channel.get_queue(JOB_EVENTS_QUEUE)
 
 
 class JobEventsConsumer:
@@ -113,6 +106,9 @@ class JobEventsConsumer:
         ):
             try:
                 event = broker.decode(incoming)
+                if isinstance(event, OTHER_EVENTS):
+                    await _settle(incoming.ack())
+                    return
                 if not isinstance(event, events_pb2.JobStateChanged):
                     raise InvalidEvent(f"unexpected message type {incoming.type!r} on {JOB_EVENTS_QUEUE}")
                 key = check_event(event.job, event.sequence)

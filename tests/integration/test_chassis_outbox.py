@@ -32,7 +32,9 @@ async def connection(amqp_url):
 
 async def test_two_replicas_migrating_at_once_apply_each_file_once(database_url):
     results = await asyncio.gather(*(database.migrate(database_url, SCHEMA, [outbox.MIGRATIONS_DIR]) for _ in range(3)))
-    assert sorted(len(r) for r in results) == [0, 0, 1]
+    files = sorted(p.name for p in outbox.MIGRATIONS_DIR.glob("*.sql"))
+    assert sorted(len(r) for r in results) == [0, 0, len(files)]
+    assert sorted(max(results, key=len)) == [f"outbox/{f}" for f in files]
 
 
 async def _bound_queue(conn, routing_key="job.#"):
@@ -116,8 +118,40 @@ async def test_unroutable_message_stays_in_outbox(pool, connection, database_url
     with pytest.raises(RuntimeError):
         await relay.drain_once()
     async with pool.acquire() as con:
-        row = await con.fetchrow("SELECT attempts, last_error FROM outbox")
-    assert row["attempts"] == 1 and row["last_error"]
+        row = await con.fetchrow("SELECT attempts, last_error, next_attempt_at > now() AS waiting FROM outbox")
+    assert row["attempts"] == 1 and row["last_error"] and row["waiting"]
+
+
+async def test_a_refused_row_does_not_hold_back_the_rows_behind_it(pool, connection, database_url):
+    queue = await _bound_queue(connection)
+    relay = outbox.OutboxRelay(
+        pool, connection, database_url=database_url, schema=SCHEMA, service_name="speako-test", batch_size=1
+    )
+    async with pool.acquire() as con, con.transaction():
+        await outbox.enqueue(
+            con, exchange=broker.EVENTS_EXCHANGE, routing_key="nobody.listens", message=events_pb2.JobStateChanged()
+        )
+    with pytest.raises(RuntimeError):
+        await relay.drain_once()
+    later = await _write(pool, 1)
+    assert await relay.drain_once() == 1
+    assert [m.message_id for m in await _receive(queue, 1)] == later
+
+
+async def test_every_event_key_of_the_design_is_routable(connection):
+    channel = await connection.channel(on_return_raises=True)
+    exchange = await channel.get_exchange(broker.EVENTS_EXCHANGE)
+    for key in (
+        "job.submitted",
+        "job.processing",
+        "job.published",
+        "job.failed",
+        "job.superseded",
+        "version.live",
+        "agent.activated",
+        "agent.deactivated",
+    ):
+        await exchange.publish(broker.encode(events_pb2.JobStateChanged()), routing_key=key, timeout=5)
 
 
 async def test_relay_rides_out_connections_closed_by_the_broker(pool, connection, database_url, amqp_url):

@@ -78,3 +78,18 @@ def test_authorizer_caches_a_token_only_until_it_expires():
     except Unauthenticated:
         pass
     assert authorizer.authenticate({"authorization": f"Bearer {tok}"}) is not first
+
+
+def test_a_trailing_newline_is_not_part_of_a_valid_name():
+    with pytest.raises(InvalidArgument):
+        AgentName.parse("tenants/a/agents/b\n")
+
+
+def test_a_subject_with_control_characters_is_refused():
+    from chassis import auth
+    from chassis.errors import Unauthenticated
+
+    secret = "a-test-secret-of-at-least-32-bytes!!"
+    tok = auth.mint_token(secret, subject="bad\x00sub", tenant="acme", roles=["viewer"])
+    with pytest.raises(Unauthenticated):
+        auth.verify_token(secret, tok)
