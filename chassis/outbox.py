@@ -54,6 +54,11 @@ async def enqueue(
     return message_id
 
 
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 class OutboxRelay:
     """Background task publishing one schema's outbox rows to RabbitMQ."""
 
@@ -97,6 +102,10 @@ class OutboxRelay:
                 await self._close()
                 raise
             except Exception as exc:
+                if _cancelling():
+                    # A library turned our cancellation into another error: honour it anyway.
+                    await self._close()
+                    raise asyncio.CancelledError() from exc
                 log.warning("outbox relay (%s) failed, retrying in %.1fs: %r", self._schema, backoff, exc)
                 await self._reset_channel()
                 await asyncio.sleep(backoff)
@@ -107,7 +116,7 @@ class OutboxRelay:
         async with self._pool.acquire() as con, con.transaction():
             rows = await con.fetch(
                 "SELECT id, message_id, exchange, routing_key, message_type, body, headers FROM outbox "
-                "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                "WHERE next_attempt_at <= clock_timestamp() ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
                 self._batch_size,
             )
             if not rows:
@@ -120,8 +129,11 @@ class OutboxRelay:
             if sent:
                 await con.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", sent)
             if failed:
+                # Each refused row waits out its own backoff, so it cannot hold back the rows behind it.
                 await con.executemany(
-                    "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1", failed
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt_at = clock_timestamp()"
+                    " + least(0.5 * power(2, attempts), 30) * interval '1 second' WHERE id = $1",
+                    failed,
                 )
         self.published += len(sent)
         if failed:

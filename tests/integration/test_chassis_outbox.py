@@ -118,7 +118,7 @@ async def test_unroutable_message_stays_in_outbox(pool, connection, database_url
     with pytest.raises(RuntimeError):
         await relay.drain_once()
     async with pool.acquire() as con:
-        row = await con.fetchrow("SELECT attempts, last_error, next_attempt_at > now() AS waiting FROM outbox")
+        row = await con.fetchrow("SELECT attempts, last_error, next_attempt_at > created_at AS waiting FROM outbox")
     assert row["attempts"] == 1 and row["last_error"] and row["waiting"]
 
 
