@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Self
 
 from chassis.errors import InvalidArgument
 
@@ -51,34 +51,48 @@ def tenant_of(value: str) -> str | None:
     return m.group(1) if m else None
 
 
-@dataclass(frozen=True)
-class TenantName:
-    tenant: str
-    PATTERN: ClassVar[str] = "tenants/{tenant}"
+class _ResourceName:
+    """Parsing shared by every name: one regex, its groups become the fields."""
+
+    PATTERN: ClassVar[str]
+    _REGEX: ClassVar[re.Pattern[str]]
+    _EXPECTED: ClassVar[str] = ""
 
     @classmethod
-    def parse(cls, value: str, field: str = "parent") -> TenantName:
-        m = _TENANT.fullmatch(value)
+    def parse(cls, value: str, field: str = "name") -> Self:
+        m = cls._REGEX.fullmatch(value)
         if not m:
-            raise _invalid(field, value, cls.PATTERN)
-        return cls(m.group(1))
+            raise _invalid(field, value, cls._EXPECTED or cls.PATTERN)
+        try:
+            return cls._from_groups(*m.groups())
+        except ValueError:
+            raise _invalid(field, value, cls._EXPECTED or cls.PATTERN) from None
+
+    @classmethod
+    def _from_groups(cls, *groups: str) -> Self:
+        return cls(*groups)
+
+
+@dataclass(frozen=True)
+class TenantName(_ResourceName):
+    tenant: str
+    PATTERN: ClassVar[str] = "tenants/{tenant}"
+    _REGEX: ClassVar[re.Pattern[str]] = _TENANT
+
+    @classmethod
+    def parse(cls, value: str, field: str = "parent") -> Self:
+        return super().parse(value, field)
 
     def __str__(self) -> str:
         return f"tenants/{self.tenant}"
 
 
 @dataclass(frozen=True)
-class AgentName:
+class AgentName(_ResourceName):
     tenant: str
     agent: str
     PATTERN: ClassVar[str] = "tenants/{tenant}/agents/{agent}"
-
-    @classmethod
-    def parse(cls, value: str, field: str = "name") -> AgentName:
-        m = _AGENT.fullmatch(value)
-        if not m:
-            raise _invalid(field, value, cls.PATTERN)
-        return cls(m.group(1), m.group(2))
+    _REGEX: ClassVar[re.Pattern[str]] = _AGENT
 
     def __str__(self) -> str:
         return f"tenants/{self.tenant}/agents/{self.agent}"
@@ -99,17 +113,11 @@ class AgentName:
 
 
 @dataclass(frozen=True)
-class DraftName:
+class DraftName(_ResourceName):
     tenant: str
     agent: str
     PATTERN: ClassVar[str] = "tenants/{tenant}/agents/{agent}/draft"
-
-    @classmethod
-    def parse(cls, value: str, field: str = "name") -> DraftName:
-        m = _DRAFT.fullmatch(value)
-        if not m:
-            raise _invalid(field, value, cls.PATTERN)
-        return cls(m.group(1), m.group(2))
+    _REGEX: ClassVar[re.Pattern[str]] = _DRAFT
 
     def __str__(self) -> str:
         return f"tenants/{self.tenant}/agents/{self.agent}/draft"
@@ -120,18 +128,18 @@ class DraftName:
 
 
 @dataclass(frozen=True)
-class VersionName:
+class VersionName(_ResourceName):
     tenant: str
     agent: str
     number: int
     PATTERN: ClassVar[str] = "tenants/{tenant}/agents/{agent}/versions/{number}"
+    _REGEX: ClassVar[re.Pattern[str]] = _VERSION
+    _EXPECTED: ClassVar[str] = PATTERN + " with number >= 1"
 
     @classmethod
-    def parse(cls, value: str, field: str = "name") -> VersionName:
-        m = _VERSION.fullmatch(value)
-        if not m:
-            raise _invalid(field, value, cls.PATTERN + " with number >= 1")
-        return cls(m.group(1), m.group(2), int(m.group(3)))
+    def _from_groups(cls, *groups: str) -> Self:
+        tenant, agent, number = groups
+        return cls(tenant, agent, int(number))
 
     def __str__(self) -> str:
         return f"tenants/{self.tenant}/agents/{self.agent}/versions/{self.number}"
@@ -142,22 +150,17 @@ class VersionName:
 
 
 @dataclass(frozen=True)
-class PublishJobName:
+class PublishJobName(_ResourceName):
     tenant: str
     agent: str
     job_id: str
     PATTERN: ClassVar[str] = "tenants/{tenant}/agents/{agent}/publishJobs/{uuid}"
+    _REGEX: ClassVar[re.Pattern[str]] = _JOB
 
     @classmethod
-    def parse(cls, value: str, field: str = "name") -> PublishJobName:
-        m = _JOB.fullmatch(value)
-        if not m:
-            raise _invalid(field, value, cls.PATTERN)
-        try:
-            job_id = str(uuid.UUID(m.group(3)))
-        except ValueError:
-            raise _invalid(field, value, cls.PATTERN) from None
-        return cls(m.group(1), m.group(2), job_id)
+    def _from_groups(cls, *groups: str) -> Self:
+        tenant, agent, job_id = groups
+        return cls(tenant, agent, str(uuid.UUID(job_id)))  # ValueError: not a UUID
 
     def __str__(self) -> str:
         return f"tenants/{self.tenant}/agents/{self.agent}/publishJobs/{self.job_id}"
@@ -168,49 +171,31 @@ class PublishJobName:
 
 
 @dataclass(frozen=True)
-class NotificationName:
+class NotificationName(_ResourceName):
     tenant: str
     notification_id: str
     PATTERN: ClassVar[str] = "tenants/{tenant}/notifications/{id}"
-
-    @classmethod
-    def parse(cls, value: str, field: str = "name") -> NotificationName:
-        m = _NOTIFICATION.fullmatch(value)
-        if not m:
-            raise _invalid(field, value, cls.PATTERN)
-        return cls(m.group(1), m.group(2))
+    _REGEX: ClassVar[re.Pattern[str]] = _NOTIFICATION
 
     def __str__(self) -> str:
         return f"tenants/{self.tenant}/notifications/{self.notification_id}"
 
 
 @dataclass(frozen=True)
-class NoticeName:
+class NoticeName(_ResourceName):
     notice_id: str
     PATTERN: ClassVar[str] = "notices/{id}"
-
-    @classmethod
-    def parse(cls, value: str, field: str = "name") -> NoticeName:
-        m = _NOTICE.fullmatch(value)
-        if not m:
-            raise _invalid(field, value, cls.PATTERN)
-        return cls(m.group(1))
+    _REGEX: ClassVar[re.Pattern[str]] = _NOTICE
 
     def __str__(self) -> str:
         return f"notices/{self.notice_id}"
 
 
 @dataclass(frozen=True)
-class CallName:
+class CallName(_ResourceName):
     call_id: str
     PATTERN: ClassVar[str] = "calls/{call_id}"
-
-    @classmethod
-    def parse(cls, value: str, field: str = "name") -> CallName:
-        m = _CALL.fullmatch(value)
-        if not m:
-            raise _invalid(field, value, cls.PATTERN)
-        return cls(m.group(1))
+    _REGEX: ClassVar[re.Pattern[str]] = _CALL
 
     def __str__(self) -> str:
         return f"calls/{self.call_id}"

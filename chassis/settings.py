@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import TypeVar
 
 DEV_AUTH_SECRET = "speako-dev-secret-not-for-production"
 # RFC 7518 section 3.2: an HS256 key must be at least as long as the hash (32 bytes).
@@ -115,3 +116,28 @@ class Settings:
                 for offset, name in enumerate(("config", "publisher", "notifier", "activation"), start=1)
             },
         )
+
+
+T = TypeVar("T")
+
+
+def tunables_from_env(cls: type[T], prefix: str, env: Mapping[str, str] | None = None) -> T:
+    """Build a dataclass of positive numeric tunables, overriding defaults from ``<prefix><FIELD>``.
+
+    e.g. ``tunables_from_env(NotifierOptions, "SPEAKO_NOTIFIER_")`` reads SPEAKO_NOTIFIER_HEARTBEAT_S.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, float | int] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        key = prefix + f.name.upper()
+        raw = env.get(key)
+        if raw is None or raw == "":
+            continue
+        try:
+            value: float | int = int(raw) if f.type in ("int", int) else float(raw)
+        except ValueError:
+            raise SettingsError(f"{key}={raw!r} is not a number") from None
+        if value <= 0:
+            raise SettingsError(f"{key}={raw!r} must be positive")
+        values[f.name] = value
+    return cls(**values)

@@ -38,7 +38,7 @@ async def create_app(
     app = GrpcApp(
         service_name=SERVICE_NAME,
         settings=settings,
-        listen_addr=listen_addr or _listen(settings.activation_addr),
+        listen_addr=listen_addr or settings.activation_addr,
         policy=POLICY,
     )
     await database.migrate(settings.database_url, SCHEMA, [outbox.MIGRATIONS_DIR, MIGRATIONS_DIR])
@@ -118,9 +118,3 @@ async def _close_broker(connection: aio_pika.abc.AbstractRobustConnection) -> No
     # aio-pika runs the connection's close callbacks in a task of its own after close() returns;
     # give it a moment so it does not outlive the event loop.
     await asyncio.sleep(0.05)
-
-
-def _listen(addr: str) -> str:
-    # Listen on every interface at the configured port (the address others dial may be a hostname).
-    port = addr.rsplit(":", 1)[-1]
-    return f"0.0.0.0:{port}"

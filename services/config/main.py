@@ -43,7 +43,7 @@ async def create_app(settings: Settings, listen_addr: str | None = None) -> Grpc
     app = GrpcApp(
         service_name=SERVICE_NAME,
         settings=settings,
-        listen_addr=listen_addr or _listen(settings.config_addr),
+        listen_addr=listen_addr or settings.config_addr,
         policy=POLICY,
     )
     app.add_service(
@@ -56,9 +56,3 @@ async def create_app(settings: Settings, listen_addr: str | None = None) -> Grpc
     # Tests and benchmarks reach the relay through the app.
     app.relay = relay  # type: ignore[attr-defined]
     return app
-
-
-def _listen(addr: str) -> str:
-    # Listen on every interface at the configured port (the address others dial may be a hostname).
-    port = addr.rsplit(":", 1)[-1]
-    return f"0.0.0.0:{port}"

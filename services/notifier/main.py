@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -12,7 +11,7 @@ from pathlib import Path
 
 from chassis import broker, database
 from chassis.server import GrpcApp
-from chassis.settings import Settings, SettingsError
+from chassis.settings import Settings, tunables_from_env
 from services.notifier.domain.hub import FanoutHub
 from services.notifier.feed import FeedTailer
 from services.notifier.messaging import JobEventsConsumer
@@ -57,20 +56,7 @@ class NotifierOptions:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> NotifierOptions:
         """Read ``SPEAKO_NOTIFIER_<FIELD>`` overrides (e.g. SPEAKO_NOTIFIER_HEARTBEAT_S)."""
-        env = os.environ if env is None else env
-        values: dict[str, float | int] = {}
-        for name, default in cls().__dict__.items():
-            raw = env.get(f"SPEAKO_NOTIFIER_{name.upper()}")
-            if raw in (None, ""):
-                continue
-            try:
-                value = type(default)(raw)
-            except ValueError:
-                raise SettingsError(f"SPEAKO_NOTIFIER_{name.upper()}={raw!r} is not a number") from None
-            if value <= 0:
-                raise SettingsError(f"SPEAKO_NOTIFIER_{name.upper()} must be positive")
-            values[name] = value
-        return cls(**values)  # type: ignore[arg-type]
+        return tunables_from_env(cls, "SPEAKO_NOTIFIER_", env)
 
 
 async def create_app(
@@ -133,7 +119,7 @@ async def create_app(
     app = GrpcApp(
         service_name=SERVICE_NAME,
         settings=settings,
-        listen_addr=listen_addr or _listen(settings.notifier_addr),
+        listen_addr=listen_addr or settings.notifier_addr,
         policy=POLICY,
     )
     app.add_service("speako.notifier.v1.NotifierService", lambda server: add_to_server(servicer, server))
@@ -144,9 +130,3 @@ async def create_app(
     app.on_stop(pool.close)
     app.notifier = NotifierParts(store, hub, tailer, consumer, servicer)  # type: ignore[attr-defined]
     return app
-
-
-def _listen(addr: str) -> str:
-    # Listen on every interface at the configured port (the address others dial may be a hostname).
-    port = addr.rsplit(":", 1)[-1]
-    return f"0.0.0.0:{port}"

@@ -60,7 +60,7 @@ async def create_app(
     app = GrpcApp(
         service_name=SERVICE_NAME,
         settings=settings,
-        listen_addr=listen_addr or _listen(settings.publisher_addr),
+        listen_addr=listen_addr or settings.publisher_addr,
         policy=POLICY,
     )
 
@@ -85,9 +85,3 @@ async def create_app(
     app.on_stop(connection.close)
     app.on_stop(pool.close)
     return app
-
-
-def _listen(addr: str) -> str:
-    # Listen on every interface at the configured port (the address others dial may be a hostname).
-    port = addr.rsplit(":", 1)[-1]
-    return f"0.0.0.0:{port}"

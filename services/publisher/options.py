@@ -6,11 +6,10 @@ own, with production defaults and ``SPEAKO_PUBLISHER_*`` overrides for operators
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
-from chassis.settings import SettingsError
+from chassis.settings import SettingsError, tunables_from_env
 
 _PREFIX = "SPEAKO_PUBLISHER_"
 
@@ -53,14 +52,4 @@ class PipelineOptions:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PipelineOptions:
         """Defaults overridden by SPEAKO_PUBLISHER_<FIELD> variables (e.g. SPEAKO_PUBLISHER_LEASE_S)."""
-        env = os.environ if env is None else env
-        values: dict[str, float | int] = {}
-        for f in fields(cls):
-            raw = env.get(_PREFIX + f.name.upper())
-            if raw is None or raw == "":
-                continue
-            try:
-                values[f.name] = int(raw) if f.type in ("int", int) else float(raw)
-            except ValueError as exc:
-                raise SettingsError(f"{_PREFIX}{f.name.upper()}={raw!r} is not a number") from exc
-        return cls(**values)  # type: ignore[arg-type]
+        return tunables_from_env(cls, _PREFIX, env)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 import grpc.aio
 import pytest
@@ -140,7 +142,9 @@ async def test_rpc_metrics_are_served_over_http(settings, token):
             md = bearer(token(["viewer"], "acme"))
             await s.GetAgent(config_service_pb2.GetAgentRequest(name="tenants/acme/agents/a"), metadata=md, timeout=5)
             await _code(s.GetAgent(config_service_pb2.GetAgentRequest(name="x"), metadata=md, timeout=5))
-        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        body = await asyncio.to_thread(
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        )
     finally:
         await app.stop(0.5)
     assert 'speako_rpc_duration_seconds_count{code="OK",method="GetAgent"} 1.0' in body
