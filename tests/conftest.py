@@ -109,8 +109,7 @@ class VhostPool:
 def _empty_vhost(vhost: str) -> None:
     # Queues of earlier tests go (with their bindings); exchanges stay, being the same everywhere.
     _rabbitmqctl_eval(
-        f'[rabbit_amqqueue:delete(Q, false, false, <<"speako-test">>) '
-        f'|| Q <- rabbit_amqqueue:list(<<"{vhost}">>)], ok.'
+        f'[rabbit_amqqueue:delete(Q, false, false, <<"speako-test">>) || Q <- rabbit_amqqueue:list(<<"{vhost}">>)], ok.'
     )
 
 
