@@ -17,6 +17,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import SpanKind
 
 _providers: dict[str, TracerProvider] = {}
@@ -57,8 +58,14 @@ def tracer_provider(service_name: str) -> TracerProvider:
     """Return the service's provider, creating it from the environment on first use."""
     provider = _providers.get(service_name)
     if provider is None:
-        provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
-        for exporter in _exporters_from_env():
+        exporters = _exporters_from_env()
+        sampler = None  # the SDK reads OTEL_TRACES_SAMPLER
+        if not exporters and not _extra_processors and "OTEL_TRACES_SAMPLER" not in os.environ:
+            # Nothing would ever read the spans: do not record them (RouteCall pays for each one).
+            # Trace ids are still generated and propagated, so PublishJob.trace_id stays valid.
+            sampler = ParentBased(ALWAYS_OFF)
+        provider = TracerProvider(resource=Resource.create({"service.name": service_name}), sampler=sampler)
+        for exporter in exporters:
             provider.add_span_processor(BatchSpanProcessor(exporter))
         for processor in _extra_processors:
             provider.add_span_processor(processor)
@@ -85,7 +92,7 @@ def shutdown() -> None:
 
 
 def current_trace_id() -> str:
-    """Hex trace id of the active span, or '' when there is none."""
+    """Hex trace id of the active span (sampled or not), or '' when there is none."""
     ctx = trace.get_current_span().get_span_context()
     return format(ctx.trace_id, "032x") if ctx.is_valid else ""
 
