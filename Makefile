@@ -29,7 +29,11 @@ run: $(STAMP) servers
 
 ## Run every test (unit, integration, e2e) against the real servers.
 test: $(STAMP) servers check-proto
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m "not faults" $(PYTEST_ARGS)
+
+## Fault injection (tests/faults): kills services, restarts PostgreSQL and RabbitMQ; writes docs/RELIABILITY.md.
+test-faults: $(STAMP) servers
+	$(VENV)/bin/pytest -m faults tests/faults $(PYTEST_ARGS)
 
 $(BUF):
 	mkdir -p .tools && cd .tools && npm install --silent --no-audit --no-fund @bufbuild/buf@1.75.0
@@ -44,6 +48,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+## Benchmarks (bench/): prints the figures and writes docs/PERFORMANCE.md (about 8 minutes).
 bench: $(STAMP) servers
 	$(PY) -m bench
 

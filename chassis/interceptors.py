@@ -35,6 +35,10 @@ DATABASE_UNAVAILABLE = (
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.InterfaceError,
+    # Raised by a transaction's COMMIT/ROLLBACK on a connection the server terminated mid-call
+    # ("cannot switch to state 15; another operation is in progress"); seen in the fault suite
+    # under pg_terminate_backend, where it turned a GetVersion into INTERNAL and failed a publish.
+    asyncpg.InternalClientError,
     ConnectionError,
     OSError,
 )

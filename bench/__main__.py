@@ -1,0 +1,157 @@
+"""Run the whole benchmark suite, print the figures and write docs/PERFORMANCE.md.
+
+Usage: ``python -m bench [--quick] [--no-service-benches] [--out docs/PERFORMANCE.md]``.
+Every part is bounded in time; the whole run takes about 6-9 minutes on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+from bench import floors as floors_mod
+from bench import platform_bench as pb
+from bench import report
+from bench.common import machine, postgres_version, scratch
+from bench.tracing_sink import otlp_sink
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICE_BENCHES = ("config_publish", "publisher_jobs", "notifier_fanout", "activation_routecall")
+
+
+async def run_service_benches(timeout_s: float) -> dict[str, str]:
+    """Run the per-service scripts that exist (bench/<svc>_*.py); their output, bounded in time."""
+    outputs: dict[str, str] = {}
+    for name in SERVICE_BENCHES:
+        if not (ROOT / "bench" / f"{name}.py").exists():
+            continue
+        print(f"\n== bench/{name}.py")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            f"bench.{name}",
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        try:
+            out, _ = await asyncio.wait_for(proc.communicate(), timeout_s)
+            text = out.decode(errors="replace").strip()
+            if proc.returncode:
+                text += f"\n(exit status {proc.returncode})"
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            text = f"(stopped after {timeout_s:.0f}s)"
+        print(text)
+        outputs[name] = text
+    return outputs
+
+
+async def main(args: argparse.Namespace) -> None:
+    started = time.monotonic()
+    q = args.quick
+    facts = machine()
+    facts["postgresql"] = await postgres_version()
+    print("Machine:", ", ".join(f"{k} {v}" for k, v in facts.items()))
+    r = report.Results(machine=facts)
+
+    print("\n== Floors")
+    async with scratch("floors") as s:
+        r.floors = await floors_mod.measure(s)
+        async with floors_mod.echo_server() as addr:
+            r.echo_multi = await pb.echo_best(addr)
+        print(f"  grpc.aio echo throughput (2 client processes x 32 callers): {r.echo_multi}")
+
+    print("\n== Platform (default telemetry: spans created, no exporter)")
+    async with scratch("main") as s, pb.running(s, "main") as (plat, client):
+        rss = pb.RssSampler(plat)
+        await asyncio.sleep(2.0)
+        rss.sample()
+        rss.start()
+        cpu = pb.CpuMeter(plat)
+        cpu.start()
+        n_seq = 50 if q else 200
+        r.publish, r.breakdown, r.publish_failed = await pb.publish_latency(client, n_seq)
+        # Per publish (an UpdateDraft and the publish itself; warm-up publishes included).
+        r.cpu_per_publish = {k: v * 1000 / (n_seq + 10) for k, v in cpu.stop().items()}
+        print(f"  CPU ms per publish (with its UpdateDraft): {report.fmt_rss(r.cpu_per_publish)}")
+        print(f"  publish-to-live, one at a time: {r.publish}; {pb.summarize_breakdown(r.breakdown)}")
+        rss.phase = "load"
+        r.big, _, r.big_failed = await pb.publish_latency(
+            client, 3 if q else 8, knowledge_bytes=5 << 20, agent_id="big-knowledge"
+        )
+        print(f"  5 MB knowledge base publish-to-live: {r.big}")
+        r.routecall = await pb.route_calls(client, plat.addr("activation"))
+        print(f"  RouteCall sequential: {r.routecall.sequential}")
+        print(f"  RouteCall max (2 client processes x 32 callers): {r.routecall.best}")
+        print(f"  RouteCall at 500/s: {r.routecall.at_500}")
+        r.fanout = await pb.fanout(client, plat.addr("notifier"), 1000, 5 if q else 15)
+        print(
+            f"  fan-out to {r.fanout.watchers} watchers: {r.fanout.latency}; "
+            f"{r.fanout.deliveries}/{r.fanout.expected} deliveries, {r.fanout.stream_errors} stream errors"
+        )
+        r.sustained = await pb.sustained(client, 100, 300.0, 4.0 if q else 12.0)
+        print(
+            f"  sustained @ {r.sustained.offered_rate:.0f}/s offered over 100 agents: "
+            f"{r.sustained.completion_rate:.0f}/s completed, {r.sustained.latency}, outcomes {r.sustained.outcomes}, "
+            f"unfinished {r.sustained.unfinished}, send errors {r.sustained.send_errors}"
+        )
+        await rss.stop()
+        r.rss = rss.peaks
+        r.rss_hwm = rss.lifetime_peaks()
+        print(
+            f"  RSS MiB idle {report.fmt_rss(r.rss.get('idle', {}))}; "
+            f"under load {report.fmt_rss(r.rss.get('load', {}))}"
+        )
+
+    print("\n== Tracing overhead")
+    n = 30 if q else 100
+    async with scratch("trace-off") as s, pb.running(s, "tracing-off", OTEL_SDK_DISABLED="true") as (plat, client):
+        lat, _, _ = await pb.publish_latency(client, n)
+        rc = await pb.route_calls(client, plat.addr("activation"))
+        r.tracing["off"] = (lat, rc)
+        print(f"  off (OTEL_SDK_DISABLED): publish {lat}; RouteCall max {rc.best.rate:,.0f}/s, seq {rc.sequential}")
+    async with otlp_sink() as (endpoint, spans):
+        async with (
+            scratch("trace-on") as s,
+            pb.running(
+                s,
+                "tracing-on",
+                OTEL_TRACES_SAMPLER="always_on",
+                OTEL_TRACES_EXPORTER="otlp",
+                OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+                OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+                OTEL_EXPORTER_OTLP_INSECURE="true",
+            ) as (plat, client),
+        ):
+            lat, _, _ = await pb.publish_latency(client, n)
+            rc = await pb.route_calls(client, plat.addr("activation"))
+            r.tracing["on"] = (lat, rc)
+            print(
+                f"  on (always_on, OTLP to a local sink): publish {lat}; RouteCall max {rc.best.rate:,.0f}/s, "
+                f"seq {rc.sequential}"
+            )
+        r.spans_exported = await spans()
+        print(f"  spans received by the sink: {r.spans_exported}")
+
+    if not args.no_service_benches:
+        r.service_benches = await run_service_benches(75.0)
+
+    r.elapsed_s = time.monotonic() - started
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report.render(r))
+    print(f"\nWrote {out} ({r.elapsed_s:.0f}s)")
+    print(report.headline(r))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
+    parser.add_argument("--no-service-benches", action="store_true", help="skip bench/<service>_*.py")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "PERFORMANCE.md"))
+    asyncio.run(main(parser.parse_args()))

@@ -1,0 +1,424 @@
+"""Platform figures: the four services as separate processes on a scratch database and vhost."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc.aio
+
+from bench.client import TERMINAL, PlatformClient
+from bench.common import SECRET, Latency, Scratch, now, percentile
+from bench.load import Throughput, closed_loop, open_loop, sequential
+from speako.config.v1 import resources_pb2 as res
+from speako.notifier.v1 import notifier_service_pb2 as ntf
+from tests.harness import SERVICES, Platform
+
+
+def rss_mb(pid: int, key: str = "VmRSS") -> float:
+    """Resident set size (or VmHWM, the peak) of a process in MiB."""
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used, in seconds."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU used by each service process between start() and stop()."""
+
+    def __init__(self, plat: Platform) -> None:
+        self._pids = {n: p.proc.pid for n, p in plat.services.items() if p.proc is not None}
+        self._before: dict[str, float] = {}
+        self.used: dict[str, float] = {}
+
+    def start(self) -> None:
+        """Take the first reading."""
+        self._before = {n: cpu_seconds(p) for n, p in self._pids.items()}
+
+    def stop(self) -> dict[str, float]:
+        """CPU seconds used per service since start()."""
+        self.used = {n: cpu_seconds(p) - self._before[n] for n, p in self._pids.items()}
+        return self.used
+
+
+class RssSampler:
+    """Samples each service's RSS; keeps the peak per phase."""
+
+    def __init__(self, plat: Platform) -> None:
+        self._pids = {n: p.proc.pid for n, p in plat.services.items() if p.proc is not None}
+        self.peaks: dict[str, dict[str, float]] = {}
+        self.phase = "idle"
+        self._task: asyncio.Task[None] | None = None
+
+    def sample(self) -> None:
+        """Record one sample in the current phase."""
+        peaks = self.peaks.setdefault(self.phase, {})
+        for name, pid in self._pids.items():
+            value = rss_mb(pid)
+            if value == value:  # not nan
+                peaks[name] = max(peaks.get(name, 0.0), value)
+
+    def lifetime_peaks(self) -> dict[str, float]:
+        """VmHWM: each process's peak RSS over its whole life."""
+        return {name: rss_mb(pid, "VmHWM") for name, pid in self._pids.items()}
+
+    async def _run(self) -> None:
+        while True:
+            self.sample()
+            await asyncio.sleep(0.2)
+
+    def start(self) -> None:
+        """Sample in the background."""
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        """Stop sampling."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def running(s: Scratch, label: str, **extra_env: str) -> AsyncIterator[tuple[Platform, PlatformClient]]:
+    """Start the four services as processes; stop them afterwards."""
+    log_dir = Path(tempfile.mkdtemp(prefix=f"speako-bench-{label}-"))
+    plat = Platform(s.database_url, s.amqp_url, SECRET, log_dir, dict(extra_env))
+    t0 = now()
+    await plat.start(timeout=90)
+    print(f"  platform '{label}' serving in {now() - t0:.1f}s (logs: {log_dir})")
+    client = PlatformClient(plat.addr("config"), plat.addr("notifier"), plat.addr("activation"))
+    try:
+        yield plat, client
+    finally:
+        await client.close()
+        await plat.stop()
+
+
+@dataclass
+class PublishBreakdown:
+    """Where one publish's time goes, from the job's own timestamps (ms)."""
+
+    to_processing: list[float] = field(default_factory=list)
+    processing_to_published: list[float] = field(default_factory=list)
+    published_to_seen: list[float] = field(default_factory=list)
+
+
+async def publish_latency(
+    client: PlatformClient, n: int, knowledge_bytes: int = 0, agent_id: str = "latency"
+) -> tuple[Latency, PublishBreakdown, int]:
+    """PublishDraft sent -> PUBLISHED seen on WatchPublishJob, one publish at a time."""
+    agent = await client.create_agent(agent_id, knowledge_bytes)
+    samples = []
+    breakdown = PublishBreakdown()
+    not_published = 0
+    warmup = 3 if knowledge_bytes else 10
+    for i in range(n + warmup):
+        await client.edit(agent, f"edit {i}", knowledge_bytes)
+        t0 = now()
+        job = await client.publish(agent)
+        states = await client.watch_to_end(job.name)
+        t1 = now()
+        seen_wall = time.time()
+        final = states[-1]
+        if final.state != res.PublishJob.STATE_PUBLISHED:
+            not_published += 1
+            continue
+        if i < warmup:
+            continue
+        samples.append(t1 - t0)
+        # Timestamps written by config (create_time) and the publisher (update_time of each state).
+        created = job.create_time.ToMicroseconds() / 1e6
+        published = final.update_time.ToMicroseconds() / 1e6
+        processing = [s for s in states if s.state == res.PublishJob.STATE_PROCESSING]
+        if processing:
+            started = processing[0].update_time.ToMicroseconds() / 1e6
+            breakdown.to_processing.append((started - created) * 1000)
+            breakdown.processing_to_published.append((published - started) * 1000)
+        breakdown.published_to_seen.append((seen_wall - published) * 1000)
+    return Latency.of(samples), breakdown, not_published
+
+
+@dataclass(frozen=True)
+class Sustained:
+    """Open-loop publishing across many agents."""
+
+    offered_rate: float
+    sent: int
+    outcomes: dict[str, int]
+    completion_rate: float
+    latency: Latency
+    unfinished: int
+    send_errors: int
+
+
+async def sustained(client: PlatformClient, agents: int, rate: float, duration_s: float) -> Sustained:
+    """Publish at ``rate`` per second round-robin over ``agents`` agents; watch them all on one tenant stream."""
+    names = []
+    sem = asyncio.Semaphore(16)
+
+    async def make(i: int) -> None:
+        async with sem:
+            names.append(await client.create_agent(f"load-{i:03d}"))
+
+    await asyncio.gather(*(make(i) for i in range(agents)))
+    sent_at: dict[str, float] = {}
+    done_at: dict[str, tuple[float, int]] = {}
+    early: dict[str, tuple[float, int]] = {}
+    all_done = asyncio.Event()
+    sending = True
+
+    async def watch() -> None:
+        token = ""
+        while True:
+            call = client.notifier.WatchPublishJobs(
+                ntf.WatchPublishJobsRequest(parent=f"tenants/{client.tenant}", resume_token=token), metadata=client.md
+            )
+            try:
+                async for update in call:
+                    token = update.resume_token or token
+                    if update.heartbeat or update.job.state not in TERMINAL:
+                        continue
+                    name = update.job.name
+                    if name in sent_at:
+                        done_at.setdefault(name, (now(), update.job.state))
+                    else:
+                        early.setdefault(name, (now(), update.job.state))
+                    if not sending and len(done_at) >= len(sent_at):
+                        all_done.set()
+            except grpc.aio.AioRpcError as exc:
+                print(f"    (tenant stream ended: {exc.code().name}; resuming)")
+                await asyncio.sleep(0.1)
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.sleep(0.5)
+    locks = {n: asyncio.Lock() for n in names}
+    send_errors = 0
+    counter = 0
+
+    async def one() -> None:
+        nonlocal send_errors, counter
+        counter += 1
+        agent = names[counter % len(names)]
+        async with locks[agent]:
+            try:
+                await client.edit(agent, f"load {counter}")
+                t0 = now()
+                job = await client.publish(agent)
+            except grpc.aio.AioRpcError:
+                send_errors += 1
+                return
+        sent_at[job.name] = t0
+        if job.name in early:
+            done_at.setdefault(job.name, early.pop(job.name))
+
+    start = now()
+    tasks: set[asyncio.Task[None]] = set()
+    total = int(rate * duration_s)
+    for i in range(total):
+        delay = start + i / rate - now()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(one())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    if tasks:
+        await asyncio.wait(set(tasks), timeout=30)
+    sending = False
+    if len(done_at) < len(sent_at):
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(all_done.wait(), timeout=30)
+    watcher.cancel()
+    await asyncio.gather(watcher, return_exceptions=True)
+    latencies = [done_at[n][0] - t for n, t in sent_at.items() if n in done_at]
+    outcomes: dict[str, int] = {}
+    for _, state in done_at.values():
+        key = res.PublishJob.State.Name(state).removeprefix("STATE_")
+        outcomes[key] = outcomes.get(key, 0) + 1
+    finished = [done_at[n][0] for n in sent_at if n in done_at]
+    span = (max(finished) - start) if finished else float("nan")
+    return Sustained(
+        rate,
+        len(sent_at),
+        outcomes,
+        len(finished) / span if finished else 0.0,
+        Latency.of(latencies),
+        len(sent_at) - len(finished),
+        send_errors,
+    )
+
+
+@dataclass(frozen=True)
+class Fanout:
+    """Delivery delay of state changes to many concurrent tenant watchers."""
+
+    watchers: int
+    publishes: int
+    deliveries: int
+    expected: int
+    latency: Latency
+    stream_errors: int
+
+
+async def fanout(client: PlatformClient, notifier_addr: str, watchers: int, publishes: int, procs: int = 4) -> Fanout:
+    """``watchers`` WatchPublishJobs streams (in ``procs`` worker processes) while publishes go live."""
+    tenant = "bench-fanout"
+    fan_client = PlatformClient(client.config_addr, client.notifier_addr, client.activation_addr, tenant=tenant)
+    try:
+        agent = await fan_client.create_agent("fanout")
+        workers = []
+        for i in range(procs):
+            count = watchers // procs + (1 if i < watchers % procs else 0)
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bench.worker",
+                "watch",
+                notifier_addr,
+                f"tenants/{tenant}",
+                str(count),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                limit=1 << 28,
+            )
+            workers.append(proc)
+        for proc in workers:
+            assert proc.stdout is not None
+            line = await asyncio.wait_for(proc.stdout.readline(), 60)
+            if line.strip() != b"READY":
+                raise RuntimeError(f"watch worker failed: {line!r}")
+        await asyncio.sleep(1.0)
+        updates_per_job = 0
+        for i in range(publishes):
+            await fan_client.edit(agent, f"fanout {i}")
+            job = await fan_client.publish(agent)
+            states = await fan_client.watch_to_end(job.name)
+            # SUBMITTED (config's event) + each later state the publisher announced.
+            updates_per_job += 1 + len([s for s in states if s.state != res.PublishJob.STATE_SUBMITTED])
+            await asyncio.sleep(0.3)
+        await asyncio.sleep(1.0)
+        delays: list[float] = []
+        errors = 0
+        for proc in workers:
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.close()
+            out = json.loads(await asyncio.wait_for(proc.stdout.readline(), 120))
+            await proc.wait()
+            delays += out["delays"]
+            errors += out["error_count"]
+        return Fanout(watchers, publishes, len(delays), watchers * updates_per_job, Latency.of(delays), errors)
+    finally:
+        await fan_client.close()
+
+
+@dataclass(frozen=True)
+class RouteCalls:
+    """RouteCall figures."""
+
+    sequential: Latency
+    best: Throughput
+    at_500: Throughput
+
+
+async def _multi_process_closed_loop(
+    addr: str, kind: str, procs: int, concurrency: int, duration: float, number: str = ""
+) -> Throughput:
+    workers = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.worker",
+            "unary",
+            addr,
+            kind,
+            str(duration),
+            str(concurrency),
+            number,
+            stdout=asyncio.subprocess.PIPE,
+            limit=1 << 26,
+        )
+        for _ in range(procs)
+    ]
+    count = errors = 0
+    samples: list[float] = []
+    elapsed = 0.0
+    for proc in workers:
+        out, _ = await asyncio.wait_for(proc.communicate(), duration + 60)
+        result = json.loads(out.decode().strip().splitlines()[-1])
+        count += result["count"]
+        errors += result["errors"]
+        elapsed = max(elapsed, result["elapsed"])
+        samples += [ms / 1000 for ms in result["latencies_ms"]]
+    return Throughput(count / elapsed, errors, Latency.of(samples))
+
+
+async def route_calls(client: PlatformClient, activation_addr: str, procs: int = 2) -> RouteCalls:
+    """RouteCall: sequential latency, maximum throughput (closed loop), latency at 500/s (open loop)."""
+    calls_client = PlatformClient(
+        client.config_addr, client.notifier_addr, client.activation_addr, tenant="bench-calls"
+    )
+    number = "+14155550123"
+    try:
+        agent = await calls_client.create_agent("reception")
+        final = await calls_client.publish_and_wait(agent)
+        assert final.state == res.PublishJob.STATE_PUBLISHED, final
+        await calls_client.activate(agent, number)
+        await asyncio.sleep(0.5)  # the routing table follows the activation by NOTIFY
+        seq = await sequential(lambda: calls_client.route_call(number), 500, warmup=50)
+        best = await _multi_process_closed_loop(activation_addr, "routecall", procs, 32, 5.0, number)
+        at_500 = await open_loop(lambda: calls_client.route_call(number), rate=500, duration_s=5)
+        return RouteCalls(seq, best, at_500)
+    finally:
+        await calls_client.close()
+
+
+async def echo_best(addr: str, procs: int = 2) -> Throughput:
+    """The bare echo server's throughput with the same client set-up as RouteCall's."""
+    return await _multi_process_closed_loop(addr, "echo", procs, 32, 5.0)
+
+
+def summarize_breakdown(b: PublishBreakdown) -> str:
+    """p50 of each leg of a publish."""
+    return (
+        f"p50 legs: submitted->processing {percentile(b.to_processing, 50):.1f} ms, "
+        f"processing->published {percentile(b.processing_to_published, 50):.1f} ms, "
+        f"published->seen {percentile(b.published_to_seen, 50):.1f} ms"
+    )
+
+
+__all__ = [
+    "SERVICES",
+    "CpuMeter",
+    "Fanout",
+    "PublishBreakdown",
+    "RouteCalls",
+    "RssSampler",
+    "Sustained",
+    "closed_loop",
+    "echo_best",
+    "fanout",
+    "publish_latency",
+    "route_calls",
+    "running",
+    "summarize_breakdown",
+    "sustained",
+]
