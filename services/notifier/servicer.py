@@ -96,8 +96,24 @@ def _decode_page(token: str, fingerprint: str, field: str = "page_token") -> Pag
         raise InvalidArgument(f"{field} is not valid: {exc}", [(field, str(exc))]) from None
 
 
-def _time(value: Timestamp) -> datetime | None:
-    return None if value.seconds == 0 and value.nanos == 0 else value.ToDatetime(tzinfo=UTC)
+def _time(value: Timestamp, field: str) -> datetime | None:
+    """A request timestamp as a datetime; one outside the valid range is INVALID_ARGUMENT."""
+    if value.seconds == 0 and value.nanos == 0:
+        return None
+    try:
+        return value.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        raise InvalidArgument(
+            f"{field} is not a valid timestamp", [(field, "must be a valid time (years 1-9999, nanos 0-999999999)")]
+        ) from None
+
+
+def _page_time(time_us: int) -> datetime:
+    # A forged page token can carry any integer.
+    try:
+        return from_micros(time_us)
+    except (ValueError, OverflowError):
+        raise InvalidArgument("page_token is not valid", [("page_token", "not a token this service issued")]) from None
 
 
 def _stream_errors(exc: Exception) -> Exception:
@@ -160,7 +176,10 @@ class NotifierServicer(notifier_service_pb2_grpc.NotifierServiceServicer):
         parent = parse_tenant_or_agent(request.parent, "parent")
         size = page_size(request.page_size)
         violations = [("states", f"{s} is not a publish job state") for s in request.states if s not in KNOWN_STATES]
-        start, end = _time(request.create_time_start), _time(request.create_time_end)
+        start, end = (
+            _time(request.create_time_start, "create_time_start"),
+            _time(request.create_time_end, "create_time_end"),
+        )
         if start is not None and end is not None and end <= start:
             violations.append(("create_time_end", "must be after create_time_start"))
         if violations:
@@ -174,7 +193,7 @@ class NotifierServicer(notifier_service_pb2_grpc.NotifierServiceServicer):
             states=states,
             start=start,
             end=end,
-            after=(from_micros(cursor.time_us), cursor.key) if cursor else None,
+            after=(_page_time(cursor.time_us), cursor.key) if cursor else None,
             limit=size + 1,
         )
         response = svc_pb2.ListPublishJobsResponse(publish_jobs=[job for job, _ in rows[:size]])
@@ -327,7 +346,7 @@ class NotifierServicer(notifier_service_pb2_grpc.NotifierServiceServicer):
             tenant=str(tenant),
             categories=categories,
             unread_only=request.unread_only,
-            after=(from_micros(cursor.time_us), cursor.key) if cursor else None,
+            after=(_page_time(cursor.time_us), cursor.key) if cursor else None,
             limit=size + 1,
             now=self._clock(),
         )
@@ -357,7 +376,7 @@ class NotifierServicer(notifier_service_pb2_grpc.NotifierServiceServicer):
     ) -> notifier_pb2.MaintenanceNotice:
         """Announce planned maintenance to every tenant (shown while current)."""
         notice = request.notice
-        start, end = _time(notice.start_time), _time(notice.end_time)
+        start, end = _time(notice.start_time, "notice.start_time"), _time(notice.end_time, "notice.end_time")
         violations = notice_violations(notice.title, notice.message, start, end)
         request_id = None
         if request.request_id:

@@ -50,6 +50,10 @@ def notice_violations(title: str, message: str, start: datetime | None, end: dat
         out.append(("notice.title", f"must be at most {MAX_TITLE} characters"))
     if len(message) > MAX_MESSAGE:
         out.append(("notice.message", f"must be at most {MAX_MESSAGE} characters"))
+    for field, text in (("notice.title", title), ("notice.message", message)):
+        # Stored as PostgreSQL text, which cannot hold NUL.
+        if "\x00" in text:
+            out.append((field, "must not contain NUL characters"))
     if start is None:
         out.append(("notice.start_time", "is required"))
     if end is None:
