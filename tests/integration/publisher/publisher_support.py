@@ -22,8 +22,10 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from chassis import auth, broker
+from chassis.server import GrpcApp
 from chassis.settings import Settings
 from services.config.domain.canonical import content_sha256
+from services.publisher.main import create_app
 from services.publisher.options import PipelineOptions
 from speako.activation.v1 import resources_pb2 as activation_pb2
 from speako.activation.v1 import runtime_service_pb2_grpc
@@ -401,6 +403,7 @@ __all__ = [
     "Harness",
     "Outcome",
     "Row",
+    "World",
     "make_request",
     "make_version",
     "pointed_at",
@@ -408,3 +411,19 @@ __all__ = [
     "start_fakes",
     "unused_port",
 ]
+
+
+@dataclass
+class World:
+    settings: Settings
+    config: FakeConfig
+    runtime: FakeRuntime
+    harness: Harness
+    apps: list[GrpcApp]
+
+    async def start_publisher(self, options: PipelineOptions = FAST, **overrides: object) -> GrpcApp:
+        """Start a publisher app on port 0 with these settings overrides (e.g. runtime_addr)."""
+        app = await create_app(replace(self.settings, **overrides), "127.0.0.1:0", options=options)  # type: ignore[arg-type]
+        await app.start()
+        self.apps.append(app)
+        return app

@@ -2,62 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from chassis.server import GrpcApp
-from chassis.settings import Settings
-from services.publisher.main import create_app
-from services.publisher.options import PipelineOptions
 from speako.config.v1 import resources_pb2 as config_pb2
 from tests.integration.publisher.publisher_support import (
     AGENT,
     FAST,
-    FakeConfig,
-    FakeRuntime,
-    Harness,
     Outcome,
+    World,
     make_request,
     make_version,
-    pointed_at,
-    start_fakes,
     unused_port,
 )
 
 PublishJob = config_pb2.PublishJob
-
-
-@dataclass
-class World:
-    settings: Settings
-    config: FakeConfig
-    runtime: FakeRuntime
-    harness: Harness
-    apps: list[GrpcApp]
-
-    async def start_publisher(self, options: PipelineOptions = FAST, **overrides: object) -> GrpcApp:
-        app = await create_app(replace(self.settings, **overrides), "127.0.0.1:0", options=options)  # type: ignore[arg-type]
-        await app.start()
-        self.apps.append(app)
-        return app
-
-
-@pytest.fixture
-async def world(settings: Settings) -> AsyncIterator[World]:
-    config, runtime = FakeConfig(), FakeRuntime()
-    server, config_port, runtime_port = await start_fakes(config, runtime)
-    harness = Harness(pointed_at(settings, config_port, runtime_port))
-    await harness.start()
-    w = World(harness.settings, config, runtime, harness, [])
-    yield w
-    for app in w.apps:
-        await app.stop(0.5)
-    await harness.close()
-    await server.stop(0)
 
 
 async def test_publisher_publishes_a_version_and_announces_each_state(world: World) -> None:

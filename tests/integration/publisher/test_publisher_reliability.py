@@ -5,62 +5,22 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import aio_pika
 import asyncpg
 import grpc
-import pytest
 
 from chassis import broker
-from chassis.server import GrpcApp
-from chassis.settings import Settings
-from services.publisher.main import create_app
-from services.publisher.options import PipelineOptions
 from speako.config.v1 import resources_pb2 as config_pb2
 from tests.integration.publisher.publisher_support import (
     FAST,
-    FakeConfig,
-    FakeRuntime,
-    Harness,
     Outcome,
+    World,
     make_request,
     make_version,
-    pointed_at,
     serve_runtime,
-    start_fakes,
 )
-
-
-@dataclass
-class World:
-    settings: Settings
-    config: FakeConfig
-    runtime: FakeRuntime
-    harness: Harness
-    apps: list[GrpcApp]
-
-    async def start_publisher(self, options: PipelineOptions = FAST, runtime_addr: str = "") -> GrpcApp:
-        settings = replace(self.settings, runtime_addr=runtime_addr or self.settings.runtime_addr)
-        app = await create_app(settings, "127.0.0.1:0", options=options)
-        await app.start()
-        self.apps.append(app)
-        return app
-
-
-@pytest.fixture
-async def world(settings: Settings) -> AsyncIterator[World]:
-    config, runtime = FakeConfig(), FakeRuntime()
-    server, config_port, runtime_port = await start_fakes(config, runtime)
-    harness = Harness(pointed_at(settings, config_port, runtime_port))
-    await harness.start()
-    w = World(harness.settings, config, runtime, harness, [])
-    yield w
-    for app in w.apps:
-        await app.stop(0.5)
-    await harness.close()
-    await server.stop(0)
 
 
 async def test_publisher_poison_messages_reach_the_dead_letter_queue_and_consumption_goes_on(world: World) -> None:
