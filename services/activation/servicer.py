@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import grpc.aio
 from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
@@ -48,15 +47,6 @@ _STATES = {
 }
 
 
-_DATABASE_UNREACHABLE = (
-    OSError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.InterfaceError,
-)
-
-
 @contextmanager
 def domain_errors() -> Iterator[None]:
     """Translate domain refusals into chassis errors (the interceptor maps those to status)."""
@@ -94,9 +84,7 @@ def domain_errors() -> Iterator[None]:
         ) from None
     except CallsNotRecorded as exc:
         raise errors.Unavailable(str(exc)) from None
-    except _DATABASE_UNREACHABLE as exc:
-        # Transient: callers (the publisher's deploy retries, the gateway) should retry, not give up.
-        raise errors.Unavailable(f"the activation database is unavailable, retry: {type(exc).__name__}") from None
+    # Database outages need no case here: the chassis pipeline maps them to UNAVAILABLE for every service.
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
