@@ -7,7 +7,7 @@ name, a ``message_id`` (the consumer's dedupe key), persistent delivery and W3C 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +38,9 @@ CONTENT_TYPE = "application/x-protobuf"
 DEFAULT_DELIVERY_LIMIT = 20
 # A publish during a broker outage can hang forever without one.
 PUBLISH_TIMEOUT_S = 10.0
+# When the message was created (epoch seconds as text; AMQP's own timestamp has whole seconds only):
+# consumers measure their lag from it.
+CREATED_AT_HEADER = "x-speako-created-at"
 
 
 class UndecodableMessage(ValueError):
@@ -102,7 +105,7 @@ def encode(
         message_id=message_id or str(uuid.uuid4()),
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         timestamp=datetime.now(UTC),
-        headers=dict(headers or {}),
+        headers={**created_at_header(datetime.now(UTC)), **(headers or {})},
     )
 
 
@@ -137,14 +140,49 @@ def string_headers(headers: Mapping[str, Any] | None) -> dict[str, str]:
     return out
 
 
+def created_at_header(created: datetime) -> dict[str, str]:
+    """The header a consumer measures its lag from."""
+    return {CREATED_AT_HEADER: f"{created.timestamp():.6f}"}
+
+
+def message_age_s(incoming: aio_pika.abc.AbstractIncomingMessage) -> float | None:
+    """Seconds since the delivery's message was created, if it says when."""
+    raw = string_headers(incoming.headers).get(CREATED_AT_HEADER)
+    try:
+        return max(0.0, datetime.now(UTC).timestamp() - float(raw)) if raw is not None else None
+    except ValueError:
+        return None
+
+
+async def queue_depths(connection: aio_pika.abc.AbstractConnection, queues: Iterable[str]) -> dict[str, int]:
+    """Messages ready in each queue and in its dead-letter queue (passive declares; no side effects)."""
+    channel = await connection.channel()
+    try:
+        depths: dict[str, int] = {}
+        for name in queues:
+            for queue in (name, f"{name}.dead-letter"):
+                declared = await channel.declare_queue(queue, passive=True)
+                depths[queue] = declared.declaration_result.message_count or 0
+        return depths
+    finally:
+        await channel.close()
+
+
 @contextmanager
 def consumer_span(
-    service_name: str, incoming: aio_pika.abc.AbstractIncomingMessage, queue: str = ""
+    service_name: str,
+    incoming: aio_pika.abc.AbstractIncomingMessage,
+    queue: str = "",
+    observe_lag: Callable[[float], None] | None = None,
 ) -> Iterator[trace.Span]:
     """A CONSUMER span continuing the trace in the delivery's W3C headers (the broker hop).
 
     Work done inside it (DB writes, outbox rows, outgoing RPCs) joins the publisher's trace.
+    ``observe_lag`` receives the message's age on arrival (see CREATED_AT_HEADER).
     """
+    age = message_age_s(incoming) if observe_lag is not None else None
+    if age is not None and observe_lag is not None:
+        observe_lag(age)
     attributes = {
         "messaging.system": "rabbitmq",
         "messaging.operation": "process",

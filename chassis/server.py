@@ -15,11 +15,10 @@ import grpc
 import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
-from chassis import auth, telemetry
+from chassis import auth, outbox, telemetry
 from chassis.clients import channel_options
-from chassis.interceptors import ServerPipeline
+from chassis.interceptors import ServerPipeline, ServerTracing
 from chassis.metrics import ServiceMetrics
 from chassis.settings import Settings
 
@@ -50,7 +49,7 @@ class GrpcApp:
         self.metrics = ServiceMetrics(service_name)
         self.server = grpc.aio.server(
             interceptors=[
-                aio_server_interceptor(tracer_provider=telemetry.tracer_provider(service_name)),
+                ServerTracing(telemetry.tracer_provider(service_name)),
                 ServerPipeline(auth.Authorizer(settings.auth_secret, policy), self.metrics),
                 *extra_interceptors,
             ],
@@ -71,6 +70,11 @@ class GrpcApp:
     def add_background(self, name: str, task: Task) -> None:
         """Run ``task()`` from start until stop (cancelled at the end of the grace period)."""
         self._background.append((name, task))
+
+    def add_outbox_relay(self, relay: outbox.OutboxRelay) -> None:
+        """Run the service's outbox relay and report its backlog on the metrics port."""
+        self.add_background("outbox-relay", relay.run)
+        self.metrics.report_outbox(relay.backlog)
 
     def on_drain(self, callback: Close) -> None:
         """Called first at shutdown, before in-flight RPCs end: stop consuming new work."""

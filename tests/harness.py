@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import sys
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from speako.cli.probe import wait_until_serving
 
@@ -20,6 +24,30 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def free_metrics_port_base() -> int:
+    """A base for SPEAKO_METRICS_PORT_BASE whose four service ports (base+1..base+4) are free now."""
+    while True:
+        base = free_port()
+        try:
+            with contextlib.ExitStack() as stack:
+                for offset in range(1, len(SERVICES) + 1):
+                    sock = stack.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", base + offset))
+            return base
+        except OSError:
+            continue
+
+
+def scrape_metrics(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """GET /metrics on 127.0.0.1:port; each sample keyed by (name, labels)."""
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(body)
+        for sample in family.samples
+    }
 
 
 @dataclass

@@ -6,8 +6,9 @@ import asyncio
 from pathlib import Path
 
 import aio_pika.abc
+from prometheus_client.core import Metric
 
-from chassis import broker, database, outbox
+from chassis import broker, database, metrics, outbox
 from chassis.server import GrpcApp
 from chassis.settings import Settings
 from services.activation.calls import CallRecorder
@@ -73,6 +74,12 @@ async def create_app(
         app.metrics.gauge(
             "speako_activation_routed_numbers", "Phone numbers in this replica's routing table."
         ).set_function(lambda: len(table))
+
+        async def active_calls() -> list[Metric]:
+            count = await store.active_call_count()
+            return [metrics.gauge("speako_activation_active_calls", "Calls in progress (every replica).", count)]
+
+        app.metrics.read_at_scrape(active_calls)
         # One writer: calls arriving while a batch commits form the next batch. Each batch has a
         # fixed cost (~0.3 ms of CPU), so fewer, larger batches beat overlapping small ones.
         writers = [
@@ -105,7 +112,7 @@ async def create_app(
     app.activation = activation  # type: ignore[attr-defined]
     app.add_background("routing-sync", sync.run)
     app.add_background("call-recorder", recorder.run)
-    app.add_background("outbox-relay", relay.run)
+    app.add_outbox_relay(relay)
     for writer in writers:
         app.on_stop(writer.close)
     app.on_stop(lambda: _close_broker(connection))

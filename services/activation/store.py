@@ -302,6 +302,11 @@ class ActivationStore:
         async with self._pool.acquire() as con, con.transaction(isolation="repeatable_read", readonly=True):
             return await _status(con, agent)
 
+    async def active_call_count(self) -> int:
+        """Calls in progress across every agent (served from the partial index of active calls)."""
+        async with self._pool.acquire() as con:
+            return int(await con.fetchval("SELECT count(*) FROM calls WHERE end_time IS NULL"))
+
     async def get_call(self, call_id: uuid.UUID) -> CallRecord | None:
         """A call by id."""
         async with self._pool.acquire() as con:
