@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc.aio
 
@@ -422,3 +423,120 @@ __all__ = [
     "summarize_breakdown",
     "sustained",
 ]
+
+
+async def _admin(s: Scratch, sql: str, *args: object) -> list[Any]:
+    """Run one statement as the PostgreSQL superuser; ``{db}`` in sql names the scratch database."""
+    import asyncpg
+
+    from bench.common import PG_ADMIN_URL
+
+    db = s.database_url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        return list(await admin.fetch(sql.format(db=db), *args))
+    finally:
+        await admin.close()
+
+
+async def _log_statements(s: Scratch) -> str:
+    """Log every statement of the scratch database (new connections only); returns its name."""
+    await _admin(s, "ALTER DATABASE \"{db}\" SET log_statement = 'all'")
+    return s.database_url.rsplit("/", 1)[1]
+
+
+async def _backends(s: Scratch) -> dict[str, str]:
+    """pid -> application_name of the scratch database's connections."""
+    rows = await _admin(s, "SELECT pid, application_name FROM pg_stat_activity WHERE datname = '{db}'")
+    return {str(r["pid"]): r["application_name"] for r in rows}
+
+
+def _count_statements(log_path: str, offset: int, db: str, backends: dict[str, str]) -> dict[str, int]:
+    """Statements logged for ``db`` after ``offset``, per application (BEGIN/COMMIT included)."""
+    import re
+
+    pattern = re.compile(r"\[(\d+)\] \S+@" + re.escape(db) + r" LOG:  (?:statement|execute [^:]*):")
+    counts: dict[str, int] = {}
+    with open(log_path, "rb") as f:
+        f.seek(offset)
+        for raw in f:
+            m = pattern.search(raw.decode("utf-8", "replace"))
+            if m:
+                app = backends.get(m.group(1), "other")
+                counts[app] = counts.get(app, 0) + 1
+    return counts
+
+
+async def main(n: int, sustained_s: float, rate: float, statements: bool, log_path: str, profile: str = "") -> None:
+    """Publish-to-live one at a time with CPU per publish, then an optional sustained run."""
+    from bench.common import scratch
+
+    async with scratch("pb") as s:
+        db = await _log_statements(s) if statements else ""
+        async with running(s, "pb") as (plat, client):
+            rss = RssSampler(plat)
+            rss.start()
+            await asyncio.sleep(1.0)
+            cpu = CpuMeter(plat)
+            offset = os.path.getsize(log_path) if statements else 0
+            spies = []
+            if profile:
+                Path(profile).mkdir(parents=True, exist_ok=True)
+                for svc, proc in plat.services.items():
+                    if proc.proc is not None:
+                        spies.append(
+                            await asyncio.create_subprocess_exec(
+                                str(Path(sys.executable).parent / "py-spy"),
+                                "record",
+                                "-r",
+                                "250",
+                                "-f",
+                                "raw",
+                                "--nonblocking",
+                                "-o",
+                                f"{profile}/{svc}.txt",
+                                "--pid",
+                                str(proc.proc.pid),
+                                stdout=asyncio.subprocess.DEVNULL,
+                                stderr=asyncio.subprocess.DEVNULL,
+                            )
+                        )
+            cpu.start()
+            lat, breakdown, failed = await publish_latency(client, n)
+            used = cpu.stop()
+            for spy in spies:
+                spy.send_signal(2)
+                await spy.wait()
+            print(f"load {os.getloadavg()[0]:.2f}  publish-to-live one at a time: {lat}; not published {failed}")
+            print("  " + summarize_breakdown(breakdown))
+            print("  CPU ms per publish: " + ", ".join(f"{k} {v * 1000 / (n + 10):.1f}" for k, v in used.items()))
+            if statements:
+                counts = _count_statements(log_path, offset, db, await _backends(s))
+                print(
+                    "  statements per publish: "
+                    + ", ".join(f"{k} {v / (n + 10):.1f}" for k, v in sorted(counts.items()))
+                    + f"; total {sum(counts.values()) / (n + 10):.1f}"
+                )
+            if sustained_s > 0:
+                result = await sustained(client, 100, rate, sustained_s)
+                print(
+                    f"load {os.getloadavg()[0]:.2f}  sustained @ {rate:.0f}/s offered for {sustained_s:.0f}s: "
+                    f"{result.completion_rate:.0f}/s completed, {result.latency}, outcomes {result.outcomes}, "
+                    f"unfinished {result.unfinished}, send errors {result.send_errors}"
+                )
+            await rss.stop()
+            print("  RSS peak MiB: " + ", ".join(f"{k} {v:.0f}" for k, v in rss.lifetime_peaks().items()))
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bench.platform_bench", description=main.__doc__)
+    parser.add_argument("-n", type=int, default=100, help="sequential publishes")
+    parser.add_argument("--sustained", type=float, default=0.0, help="seconds of open-loop publishing (0: none)")
+    parser.add_argument("--rate", type=float, default=300.0)
+    parser.add_argument("--statements", action="store_true", help="count statements via log_statement=all")
+    parser.add_argument("--log", default="/var/log/postgresql/postgresql-15-main.log")
+    parser.add_argument("--profile", default="", help="directory for py-spy raw profiles of each service")
+    args = parser.parse_args()
+    asyncio.run(main(args.n, args.sustained, args.rate, args.statements, args.log, args.profile))

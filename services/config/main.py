@@ -36,10 +36,12 @@ async def create_app(settings: Settings, listen_addr: str | None = None) -> Grpc
         await pool.close()
         raise
 
-    servicer = ConfigServicer(ConfigStore(pool), PublishEvents(), publish_deadline_s=settings.publish_deadline_s)
     relay = outbox.OutboxRelay(
         pool, connection, database_url=settings.database_url, schema=SCHEMA, service_name=SERVICE_NAME
     )
+    # Publish requests go to the broker as soon as their transaction commits (no NOTIFY hop).
+    store = ConfigStore(pool, after_commit=relay.after_commit)
+    servicer = ConfigServicer(store, PublishEvents(), publish_deadline_s=settings.publish_deadline_s)
     app = GrpcApp(
         service_name=SERVICE_NAME,
         settings=settings,
@@ -50,7 +52,7 @@ async def create_app(settings: Settings, listen_addr: str | None = None) -> Grpc
         "speako.config.v1.ConfigService",
         lambda server: config_service_pb2_grpc.add_ConfigServiceServicer_to_server(servicer, server),
     )
-    app.add_background("outbox-relay", relay.run)
+    app.add_outbox_relay(relay)
     app.on_stop(connection.close)
     app.on_stop(pool.close)
     # Tests and benchmarks reach the relay through the app.

@@ -24,17 +24,22 @@ class PublishEvents:
 
     async def job_submitted(self, queries: ConfigQueries, job: resources_pb2.PublishJob, content_sha256: str) -> None:
         """Enqueue publish.requested (work for the publisher) and job.submitted (for watchers)."""
-        await outbox.enqueue(
+        await outbox.enqueue_all(
             queries.connection,
-            exchange=broker.PUBLISH_EXCHANGE,
-            routing_key=broker.PUBLISH_REQUESTED,
-            message=events_pb2.PublishRequested(job=job, content_sha256=content_sha256),
-            message_id=_message_id(job.name, broker.PUBLISH_REQUESTED),
-        )
-        await outbox.enqueue(
-            queries.connection,
-            exchange=broker.EVENTS_EXCHANGE,
-            routing_key=JOB_SUBMITTED,
-            message=events_pb2.JobStateChanged(job=job, sequence=SUBMITTED_SEQUENCE, event_time=job.create_time),
-            message_id=_message_id(job.name, JOB_SUBMITTED),
+            [
+                outbox.Outgoing.of(
+                    exchange=broker.PUBLISH_EXCHANGE,
+                    routing_key=broker.PUBLISH_REQUESTED,
+                    message=events_pb2.PublishRequested(job=job, content_sha256=content_sha256),
+                    message_id=_message_id(job.name, broker.PUBLISH_REQUESTED),
+                ),
+                outbox.Outgoing.of(
+                    exchange=broker.EVENTS_EXCHANGE,
+                    routing_key=JOB_SUBMITTED,
+                    message=events_pb2.JobStateChanged(
+                        job=job, sequence=SUBMITTED_SEQUENCE, event_time=job.create_time
+                    ),
+                    message_id=_message_id(job.name, JOB_SUBMITTED),
+                ),
+            ],
         )

@@ -485,7 +485,7 @@ class ConfigServicer(config_service_pb2_grpc.ConfigServiceServicer):
     ) -> resources_pb2.Version:
         """One immutable version."""
         name = VersionName.parse(request.name, "name")
-        async with self._store.reading() as q:
+        async with self._store.reading_one() as q:
             return self._version_proto(await self._version_or_404(q, name))
 
     async def ListVersions(

@@ -6,10 +6,11 @@ under the row lock of the agent it changes.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -387,13 +388,26 @@ class ConfigQueries:
 class ConfigStore:
     """Entry point: transactions and one-off reads over the pool."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        after_commit: Callable[[], AbstractAsyncContextManager[None]] = contextlib.nullcontext,
+    ) -> None:
         self._pool = pool
+        # Wraps each write transaction (the outbox relay's hand-over of the rows it wrote).
+        self._after_commit = after_commit
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[ConfigQueries]:
         """A read-committed transaction; everything in it commits or nothing does."""
-        async with self._pool.acquire() as con, con.transaction():
+        async with self._after_commit(), self._pool.acquire() as con, con.transaction():
+            yield ConfigQueries(con)
+
+    @asynccontextmanager
+    async def reading_one(self) -> AsyncIterator[ConfigQueries]:
+        """A connection for a single read statement (atomic by itself: no BEGIN/COMMIT round trips)."""
+        async with self._pool.acquire() as con:
             yield ConfigQueries(con)
 
     @asynccontextmanager

@@ -190,3 +190,52 @@ async def test_relay_rides_out_connections_closed_by_the_broker(pool, connection
         await checker.close()
     assert set(first).isdisjoint(m.message_id for m in got)
     assert sorted(m.message_id for m in got) == sorted(later)
+
+
+async def test_rows_handed_over_at_commit_are_published_without_notify_or_poll(pool, connection, database_url):
+    queue = await _bound_queue(connection)
+    # A poll an hour away and no NOTIFY: only the hand-over can publish these rows in time.
+    relay = outbox.OutboxRelay(
+        pool, connection, database_url=database_url, schema=SCHEMA, service_name="speako-test", poll_interval_s=3600
+    )
+    task = asyncio.create_task(relay.run())
+    try:
+        await asyncio.sleep(0.3)  # the relay's first drain (empty) is behind it
+        async with relay.after_commit(), pool.acquire() as con, con.transaction():
+            kept = await outbox.enqueue(
+                con, exchange=broker.EVENTS_EXCHANGE, routing_key="job.published", message=events_pb2.JobStateChanged()
+            )
+        with pytest.raises(RuntimeError, match="rolled back"):
+            async with relay.after_commit(), pool.acquire() as con, con.transaction():
+                await outbox.enqueue(
+                    con, exchange=broker.EVENTS_EXCHANGE, routing_key="job.failed", message=events_pb2.JobStateChanged()
+                )
+                raise RuntimeError("rolled back")
+        got = await _receive(queue, 1)
+        async with asyncio.timeout(10):
+            while await pool.fetchval("SELECT count(*) FROM outbox"):  # noqa: ASYNC110 (polls the database)
+                await asyncio.sleep(0.05)
+        with pytest.raises(TimeoutError):
+            await _receive(queue, 1, timeout=0.5)  # the rolled-back row was never published
+    finally:
+        task.cancel()
+    assert [m.message_id for m in got] == [kept]
+    assert relay.published == 1
+
+
+async def test_a_handed_over_row_the_broker_refuses_is_left_to_the_drain(pool, connection, database_url):
+    relay = outbox.OutboxRelay(
+        pool, connection, database_url=database_url, schema=SCHEMA, service_name="speako-test", poll_interval_s=3600
+    )
+    async with relay.after_commit(), pool.acquire() as con, con.transaction():
+        await outbox.enqueue(
+            con, exchange=broker.EVENTS_EXCHANGE, routing_key="nobody.listens", message=events_pb2.JobStateChanged()
+        )
+    # In hand, the drain skips the row; once the direct publish failed, the drain owns it.
+    assert await relay.drain_once() == 0
+    with pytest.raises(RuntimeError):
+        await relay.flush_local()
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 1
+    with pytest.raises(RuntimeError):
+        await relay.drain_once()
+    assert await pool.fetchval("SELECT attempts FROM outbox") == 1
