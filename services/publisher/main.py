@@ -9,6 +9,7 @@ from chassis.server import GrpcApp
 from chassis.settings import Settings
 from services.publisher.clients import GrpcRuntime, GrpcVersionSource
 from services.publisher.messaging import PublishRequestConsumer
+from services.publisher.metrics import PipelineMetrics
 from services.publisher.options import PipelineOptions
 from services.publisher.pipeline import Pipeline, utcnow
 from services.publisher.policy import POLICY
@@ -34,15 +35,26 @@ async def create_app(
         await pool.close()
         raise
 
-    store = JobStore(pool)
+    relay = outbox.OutboxRelay(
+        pool, connection, database_url=settings.database_url, schema=SCHEMA, service_name=SERVICE_NAME
+    )
+    # Events go to the broker as soon as their statement commits (no NOTIFY hop, no re-read).
+    store = JobStore(pool, after_commit=relay.after_commit)
     config_channel = clients.service_channel(settings.config_addr, settings, caller=SERVICE_NAME)
     runtime_channel = clients.service_channel(settings.runtime_addr, settings, caller=SERVICE_NAME)
+    app = GrpcApp(
+        service_name=SERVICE_NAME,
+        settings=settings,
+        listen_addr=listen_addr or settings.publisher_addr,
+        policy=POLICY,
+    )
     pipeline = Pipeline(
         store,
         GrpcVersionSource(config_channel),
         GrpcRuntime(runtime_channel),
         options,
         service_name=SERVICE_NAME,
+        metrics=PipelineMetrics(app.metrics),
     )
     consumer = PublishRequestConsumer(
         connection,
@@ -52,17 +64,11 @@ async def create_app(
         on_new_job=pipeline.wake,
         clock=utcnow,
         service_name=SERVICE_NAME,
-    )
-    relay = outbox.OutboxRelay(
-        pool, connection, database_url=settings.database_url, schema=SCHEMA, service_name=SERVICE_NAME
+        observe_lag=app.metrics.consumer_lag.labels(broker.PUBLISH_REQUESTS_QUEUE).observe,
+        slots=pipeline,
     )
 
-    app = GrpcApp(
-        service_name=SERVICE_NAME,
-        settings=settings,
-        listen_addr=listen_addr or settings.publisher_addr,
-        policy=POLICY,
-    )
+    app.metrics.report_queue_depths(lambda: broker.queue_depths(connection, [broker.PUBLISH_REQUESTS_QUEUE]))
 
     async def consume() -> None:
         await consumer.start()
@@ -79,7 +85,7 @@ async def create_app(
     app.add_background("publish-requests", consume)
     app.add_background("job-dispatcher", pipeline.run)
     app.add_background("job-sweeper", pipeline.sweep)
-    app.add_background("outbox-relay", relay.run)
+    app.add_outbox_relay(relay)
     app.on_drain(drain)
     app.on_stop(close_channels)
     app.on_stop(connection.close)

@@ -13,14 +13,15 @@ import enum
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import aio_pika.abc
 
 from chassis import broker, telemetry
 from services.publisher import codec
-from services.publisher.domain import ErrorReason, iso_utc, timeout_error
-from services.publisher.store import JobStore
+from services.publisher.domain import ErrorReason, JobState, iso_utc, timeout_error
+from services.publisher.options import PipelineOptions
+from services.publisher.store import Claim, JobStore
 from speako.events.v1 import events_pb2
 
 log = logging.getLogger("speako.publisher.messaging")
@@ -37,6 +38,19 @@ class Accepted(enum.Enum):
     DUPLICATE = "DUPLICATE"  # this delivery was handled before
 
 
+class WorkerSlots(Protocol):
+    """The pipeline's side of taking a job on as its request is accepted (Pipeline implements it)."""
+
+    owner: str
+    options: PipelineOptions
+
+    def reserve(self) -> bool: ...
+
+    def unreserve(self) -> None: ...
+
+    def adopt(self, claim: Claim) -> None: ...
+
+
 class PublishRequestConsumer:
     """Consumes publish requests with bounded prefetch; survives reconnects (robust channel)."""
 
@@ -50,8 +64,12 @@ class PublishRequestConsumer:
         on_new_job: Callable[[], None],
         clock: Callable[[], datetime],
         service_name: str = "speako-publisher",
+        observe_lag: Callable[[float], None] | None = None,
+        slots: WorkerSlots | None = None,
     ) -> None:
+        self._slots = slots
         self._connection = connection
+        self._observe_lag = observe_lag
         self._store = store
         self._prefetch = prefetch
         self._default_deadline_s = default_deadline_s
@@ -95,7 +113,9 @@ class PublishRequestConsumer:
         if task is not None:
             self._handlers.add(task)
         try:
-            with broker.consumer_span(self._service_name, incoming, broker.PUBLISH_REQUESTS_QUEUE):
+            with broker.consumer_span(
+                self._service_name, incoming, broker.PUBLISH_REQUESTS_QUEUE, observe_lag=self._observe_lag
+            ):
                 await self.handle(incoming)
         except Exception:
             # A bug or a broken channel: requeue, so the delivery limit bounds a message that always fails.
@@ -123,26 +143,54 @@ class PublishRequestConsumer:
         # The worker's spans continue this consumer span, so the whole job stays in the publish trace.
         trace_context = telemetry.inject_headers()
 
-        async def accept() -> Accepted:
-            async with self._store.transaction() as con:
-                # Remembered first: a concurrent copy of this delivery waits on the key, then sees it.
-                if not await self._store.mark_processed(con, message_id, job.name):
-                    return Accepted.DUPLICATE
-                now = self._clock()
-                if job.overdue(now):
-                    # Consumed late (after an outage): fail it now and never deploy it.
-                    error = timeout_error(iso_utc(job.deadline), 0)
-                    failed = job.fail(error.reason, error.message, now)
-                    inserted = await self._store.insert(con, failed, trace_context)
-                    return Accepted.TIMED_OUT if inserted else Accepted.KNOWN
-                inserted = await self._store.insert(con, job, trace_context)
-                return Accepted.NEW if inserted else Accepted.KNOWN
+        slots = self._slots
+        reserved = slots is not None and slots.reserve()
+        adopted: Claim | None = None
 
-        outcome = await self._with_database(accept)
+        async def accept() -> Accepted:
+            nonlocal adopted
+            now = self._clock()
+            owner: str | None = None
+            lease_s = 0.0
+            if job.overdue(now):
+                # Consumed late (after an outage): fail it now and never deploy it.
+                error = timeout_error(iso_utc(job.deadline), 0)
+                row = job.fail(error.reason, error.message, now)
+            elif reserved and slots is not None:
+                # Claimed in the commit that accepts it: leased to this process and PROCESSING,
+                # with no separate claim transaction (a worker slot is already held for it).
+                row = job.advance(JobState.PROCESSING, now)
+                owner, lease_s = slots.owner, slots.options.lease_s
+            else:
+                row = job
+            # One statement, autocommit: the delivery remembered, the job inserted, its event written.
+            async with self._store.statement() as con:
+                new, inserted = await self._store.intake(
+                    con, message_id, row, trace_context, owner=owner, lease_s=lease_s
+                )
+            if not new:
+                return Accepted.DUPLICATE
+            if not inserted:
+                return Accepted.KNOWN
+            if row.state is JobState.FAILED:
+                return Accepted.TIMED_OUT
+            if owner is not None:
+                adopted = Claim(row, trace_context)
+            return Accepted.NEW
+
+        try:
+            outcome = await self._with_database(accept)
+        finally:
+            if reserved and slots is not None:
+                if adopted is not None:
+                    # The lease is this process's from the commit on: work it even if the ack fails.
+                    slots.adopt(adopted)
+                else:
+                    slots.unreserve()
         if outcome is None:
             return  # shutting down with the database away: the unacked delivery returns to the queue
         await incoming.ack()
-        if outcome is Accepted.NEW:
+        if outcome is Accepted.NEW and adopted is None:
             self._on_new_job()
         log.info("publish request %s for %s: %s", message_id, job.name, outcome.value)
 

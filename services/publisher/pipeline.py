@@ -28,6 +28,7 @@ from opentelemetry.trace import SpanKind
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_random_exponential
 
 from chassis import telemetry
+from chassis.metrics import ServiceMetrics
 from services.publisher.clients import RemoteError, Runtime, VersionSource
 from services.publisher.domain import (
     ErrorReason,
@@ -47,6 +48,7 @@ from services.publisher.domain import (
     step_timeout_s,
     timeout_error,
 )
+from services.publisher.metrics import PipelineMetrics
 from services.publisher.options import PipelineOptions
 from services.publisher.store import Claim, JobStore
 from speako.activation.v1 import resources_pb2 as activation_pb2
@@ -115,6 +117,7 @@ class Pipeline:
         options: PipelineOptions,
         *,
         service_name: str = "speako-publisher",
+        metrics: PipelineMetrics | None = None,
         owner: str | None = None,
         clock: Clock = utcnow,
         sleep: Sleep = asyncio.sleep,
@@ -124,18 +127,41 @@ class Pipeline:
         self.runtime = runtime
         self.options = options
         self.service_name = service_name
+        self.metrics = metrics or PipelineMetrics(ServiceMetrics(service_name))
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._clock = clock
         self._sleep = sleep
         self._wake = asyncio.Event()
         self._stopping = False
         self._in_flight: dict[str, asyncio.Task[None]] = {}
+        # Worker slots promised to the consumer for jobs it claims as it accepts them.
+        self._reserved = 0
+        # Whether unleased jobs may be waiting (a request accepted without a slot): only then does
+        # a finished job trigger a claim query; otherwise the poll finds expired leases.
+        self._backlog = True
 
     # --- dispatch --------------------------------------------------------------------------------
 
     def wake(self) -> None:
         """Look for claimable jobs now (a request was just accepted)."""
+        self._backlog = True
         self._wake.set()
+
+    def reserve(self) -> bool:
+        """Hold a free worker slot for a job the caller is about to insert leased to ``owner``."""
+        if self._stopping or len(self._in_flight) + self._reserved >= self.options.workers:
+            return False
+        self._reserved += 1
+        return True
+
+    def unreserve(self) -> None:
+        """Give back a slot from ``reserve`` that no job took."""
+        self._reserved -= 1
+
+    def adopt(self, claim: Claim) -> None:
+        """Work a job the caller committed leased to this owner, in a slot from ``reserve``."""
+        self._reserved -= 1
+        self._start(claim)
 
     @property
     def in_flight(self) -> int:
@@ -162,19 +188,25 @@ class Pipeline:
 
     async def _fill(self) -> None:
         while not self._stopping:
-            free = self.options.workers - len(self._in_flight)
+            free = self.options.workers - len(self._in_flight) - self._reserved
             if free <= 0:
                 return
+            # Cleared before the query, so a request accepted meanwhile sets it again.
+            self._backlog = False
             claims = await self._claim(free)
             if self._stopping:
                 return  # drain releases every lease of this owner, these included
             for claim in claims:
-                name = claim.job.name
-                task = asyncio.create_task(self._drive(claim), name=f"job {name}")
-                self._in_flight[name] = task
-                task.add_done_callback(functools.partial(self._done, name))
+                self._start(claim)
             if len(claims) < free:
                 return
+            self._backlog = True
+
+    def _start(self, claim: Claim) -> None:
+        name = claim.job.name
+        task = asyncio.create_task(self._drive(claim), name=f"job {name}")
+        self._in_flight[name] = task
+        task.add_done_callback(functools.partial(self._done, name))
 
     async def _claim(self, limit: int) -> list[Claim]:
         # Claims and their PROCESSING transitions share one non-durable commit: losing it in a
@@ -204,7 +236,8 @@ class Pipeline:
 
     def _done(self, name: str, _task: asyncio.Task[None]) -> None:
         self._in_flight.pop(name, None)
-        self._wake.set()
+        if self._backlog:
+            self._wake.set()
 
     async def drain(self, grace_s: float) -> None:
         """Stop claiming, let in-flight jobs finish within grace_s, hand the rest back."""
@@ -272,6 +305,7 @@ class Pipeline:
             await self._transition(run, job.advance(JobState.PROCESSING, self._clock()))
         final = await self._execute(run)
         await self._transition(run, final)
+        self.metrics.finished(final)
         log.info(
             "job %s %s after %d attempt(s)%s",
             final.name,
@@ -281,7 +315,7 @@ class Pipeline:
         )
 
     async def _transition(self, run: _Run, after: Job) -> None:
-        async with self.store.transaction() as con:
+        async with self.store.statement() as con:
             if not await self.store.transition(con, run.job, after, owner=self.owner):
                 raise LeaseLost(run.job.name)
         run.job = after
@@ -363,8 +397,9 @@ class Pipeline:
         async for attempt in self._retrying(run, lambda _state: run.job.attempts):
             with attempt:
                 timeout = self._step_timeout(run, self.options.deploy_attempt_timeout_s)
-                # Counted and the lease renewed before the call: a worker that lost the job stops here.
-                async with self.store.transaction() as con:
+                # Counted and the lease renewed (committed, durably) before the call: a worker that
+                # lost the job stops here.
+                async with self.store.statement() as con:
                     counted = await self.store.count_attempt(
                         con, self.owner, run.job, self._clock(), self.options.lease_s
                     )
@@ -375,8 +410,10 @@ class Pipeline:
                     try:
                         await self.runtime.deploy(bundle, timeout)
                     except RemoteError as exc:
+                        self.metrics.deploy_attempt(exc.code)
                         run.last_error = f"DeployBundle {exc.code}: {exc.message}"
                         raise
+                    self.metrics.deploy_attempt("OK")
 
     # --- sweeper ---------------------------------------------------------------------------------
 
@@ -398,9 +435,12 @@ class Pipeline:
         """Fail every overdue unleased job with TIMEOUT; returns how many."""
         async with self.store.transaction() as con:
             jobs = await self.store.lock_overdue(con, self._clock())
+            failed: list[Job] = []
             for job in jobs:
                 error = timeout_error(iso_utc(job.deadline), job.attempts)
-                await self.store.transition(con, job, job.fail(error.reason, error.message, self._clock()))
-        for job in jobs:
+                failed.append(job.fail(error.reason, error.message, self._clock()))
+                await self.store.transition(con, job, failed[-1])
+        for job in failed:
+            self.metrics.finished(job)
             log.info("job %s FAILED: TIMEOUT (deadline passed while no worker held it)", job.name)
         return len(jobs)

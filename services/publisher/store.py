@@ -7,10 +7,11 @@ each committed transition and a late or duplicate actor can never move a job bac
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -76,8 +77,15 @@ def event_message_id(job: Job) -> str:
 class JobStore:
     """Repository of publish jobs over one asyncpg pool (search_path = publisher)."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        after_commit: Callable[[], AbstractAsyncContextManager[None]] = contextlib.nullcontext,
+    ) -> None:
         self.pool = pool
+        # Wraps each write (the outbox relay's hand-over of the rows it wrote, see chassis.outbox).
+        self._after_commit = after_commit
 
     @asynccontextmanager
     async def transaction(self, *, durable: bool = True) -> AsyncIterator[asyncpg.Connection]:
@@ -86,9 +94,16 @@ class JobStore:
         durable=False skips waiting for the WAL flush at commit: only for changes whose loss in a
         database crash is harmless (leases, heartbeats), never for a state the broker is acked on.
         """
-        async with self.pool.acquire() as con, con.transaction():
+        async with self._after_commit(), self.pool.acquire() as con, con.transaction():
             if not durable:
                 await con.execute("SET LOCAL synchronous_commit TO OFF")
+            yield con
+
+    @asynccontextmanager
+    async def statement(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection in autocommit: for writes that are one statement (atomic and durable
+        by themselves), without the BEGIN and COMMIT round trips of a transaction."""
+        async with self._after_commit(), self.pool.acquire() as con:
             yield con
 
     async def get(self, con: asyncpg.Connection, name: str) -> Job | None:
@@ -105,12 +120,51 @@ class JobStore:
         )
         return status.endswith(" 1")
 
-    async def insert(self, con: asyncpg.Connection, job: Job, trace_context: Mapping[str, str] | None = None) -> bool:
-        """Insert a job unless one of that name exists; a non-SUBMITTED job is also announced."""
-        status = await con.execute(
-            f"INSERT INTO jobs ({_COLUMNS}) VALUES "
-            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16::jsonb, $17) "
-            "ON CONFLICT (name) DO NOTHING",
+    async def intake(
+        self,
+        con: asyncpg.Connection,
+        message_id: str,
+        job: Job,
+        trace_context: Mapping[str, str],
+        *,
+        owner: str | None = None,
+        lease_s: float = 0.0,
+    ) -> tuple[bool, bool]:
+        """Remember a delivery and insert its job, in one statement; returns (new delivery, inserted).
+
+        With owner, the job is inserted leased to it (a PROCESSING job claimed in the same commit
+        that accepts the request). A job not SUBMITTED is announced in the same statement. A
+        concurrent copy of the delivery waits on the processed_messages key, then finds it taken.
+        """
+        args: list[Any] = [message_id, *self._row(job, trace_context), owner, lease_s]
+        announce = job.state is not JobState.SUBMITTED
+        event = self._event(job) if announce else None
+        sql = (
+            "WITH seen AS (INSERT INTO processed_messages (message_id, job_name) VALUES ($1, $2) "
+            "ON CONFLICT DO NOTHING RETURNING 1), "
+            f"added AS (INSERT INTO jobs ({_COLUMNS}, lease_owner, lease_expires) "
+            "SELECT $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::text[], $15, $16, $17::jsonb, $18, "
+            "$19::text, CASE WHEN $19::text IS NULL THEN NULL "
+            "ELSE clock_timestamp() + make_interval(secs => $20::float8) END "
+            "FROM seen ON CONFLICT (name) DO NOTHING RETURNING 1)"
+        )
+        if event is not None:
+            args.extend(event.params())
+            sql += f", {outbox.insert_select_sql(21, 'added', 'ann')} "
+        sql += ", ann_ids AS (SELECT id FROM ann)" if event is not None else ", ann_ids AS (SELECT NULL::bigint AS id)"
+        row = await con.fetchrow(
+            sql + " SELECT (SELECT count(*) FROM seen) AS seen, (SELECT count(*) FROM added) AS added, "
+            f"(SELECT max(id) FROM ann_ids) AS outbox_id{outbox.notify_sql('ann_ids') if event is not None else ''}",
+            *args,
+        )
+        assert row is not None
+        if event is not None and row["outbox_id"] is not None:
+            outbox.written([row["outbox_id"]], [event])
+        return bool(row["seen"]), bool(row["added"])
+
+    @staticmethod
+    def _row(job: Job, trace_context: Mapping[str, str] | None) -> list[Any]:
+        return [
             job.name,
             job.agent,
             job.version,
@@ -128,6 +182,15 @@ class JobStore:
             job.trace_id,
             json.dumps(dict(trace_context or {})),
             job.sequence,
+        ]
+
+    async def insert(self, con: asyncpg.Connection, job: Job, trace_context: Mapping[str, str] | None = None) -> bool:
+        """Insert a job unless one of that name exists; a non-SUBMITTED job is also announced."""
+        status = await con.execute(
+            f"INSERT INTO jobs ({_COLUMNS}) VALUES "
+            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16::jsonb, $17) "
+            "ON CONFLICT (name) DO NOTHING",
+            *self._row(job, trace_context),
         )
         inserted = status.endswith(" 1")
         if inserted and job.state is not JobState.SUBMITTED:
@@ -152,23 +215,35 @@ class JobStore:
         if owner is not None:
             args.append(owner)
         # A terminal job holds no lease; a job that stays active keeps its owner.
-        status = await con.execute(
+        update = (
             "UPDATE jobs SET state = $4, error_reason = $5, error_message = $6, error_field = $7, "
             "attempts = $8, update_time = $9, sequence = $10, "
             "lease_owner = CASE WHEN $4 IN ('SUBMITTED', 'PROCESSING') THEN lease_owner END, "
             "lease_expires = CASE WHEN $4 IN ('SUBMITTED', 'PROCESSING') THEN lease_expires END "
-            f"WHERE name = $1 AND state = $2 AND sequence = $3 {lease_check}",
-            *args,
+            f"WHERE name = $1 AND state = $2 AND sequence = $3 {lease_check}"
         )
-        if not status.endswith(" 1"):
+        if after.sequence == before.sequence:
+            return (await con.execute(update, *args)).endswith(" 1")
+        # The change and its event in one statement (one round trip; atomic even in autocommit).
+        event = self._event(after)
+        row = await con.fetchrow(
+            f"WITH moved AS ({update} RETURNING 1), "
+            f"{outbox.insert_select_sql(len(args) + 1, 'moved', 'ann')} "
+            f"SELECT (SELECT id FROM ann) AS outbox_id{outbox.notify_sql('ann')}",
+            *args,
+            *event.params(),
+        )
+        if row is None or row["outbox_id"] is None:
             return False
-        if after.sequence != before.sequence:
-            await self._announce(con, after)
+        outbox.written([row["outbox_id"]], [event])
         return True
 
     async def _announce(self, con: asyncpg.Connection, job: Job) -> None:
-        await outbox.enqueue(
-            con,
+        await outbox.enqueue_all(con, [self._event(job)])
+
+    @staticmethod
+    def _event(job: Job) -> outbox.Outgoing:
+        return outbox.Outgoing.of(
             exchange=broker.EVENTS_EXCHANGE,
             routing_key=job.state.routing_key,
             message=codec.state_changed(job),

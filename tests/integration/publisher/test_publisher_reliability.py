@@ -11,7 +11,11 @@ import aio_pika
 import asyncpg
 import grpc
 
-from chassis import broker
+from chassis import broker, database
+from services.publisher import codec
+from services.publisher.domain import JobState
+from services.publisher.pipeline import utcnow
+from services.publisher.store import SCHEMA, JobStore
 from speako.config.v1 import resources_pb2 as config_pb2
 from tests.integration.publisher.publisher_support import (
     FAST,
@@ -225,3 +229,35 @@ async def test_publisher_rides_out_dropped_broker_connections_during_a_burst(wor
             await con.close()
     finally:
         await connection.close()
+
+
+async def test_publisher_job_claimed_as_it_is_accepted_is_never_claimed_by_another_replica(world: World) -> None:
+    await world.start_publisher()  # migrates, and relays the events written below
+    request = make_request(world.config.add(make_version(1)))
+    job = codec.parse_request(request, now=utcnow(), default_deadline_s=60)
+    processing = job.advance(JobState.PROCESSING, utcnow())
+    pool = await database.create_pool(world.settings.database_url, SCHEMA)
+    store = JobStore(pool)
+    try:
+        # Two replicas accept two copies of the request (different deliveries) at once.
+        async def accept(message_id: str, owner: str) -> tuple[bool, bool]:
+            async with store.statement() as con:
+                return await store.intake(con, message_id, processing, {}, owner=owner, lease_s=60)
+
+        results = await asyncio.gather(accept("delivery-a", "replica-a"), accept("delivery-b", "replica-b"))
+        assert sorted(results) == [(True, False), (True, True)]
+        winner = "replica-a" if results[0] == (True, True) else "replica-b"
+        async with store.statement() as con:
+            # A repeat of a delivery is a duplicate; the job stays leased to the winner.
+            assert await store.intake(con, "delivery-a", processing, {}, owner="replica-c", lease_s=60) == (
+                False,
+                False,
+            )
+        async with store.transaction() as con:
+            assert await store.claim(con, "replica-c", 60, limit=10) == []
+        row = await world.harness.job(job.name)
+        assert row is not None and (row.state, row.sequence, row.lease_owner) == ("PROCESSING", 2, winner)
+        [event] = await world.harness.wait_events(job.name, 1)
+        assert (event.sequence, event.job.state) == (2, config_pb2.PublishJob.STATE_PROCESSING)
+    finally:
+        await pool.close()
