@@ -8,6 +8,7 @@ handler only ever runs for a caller allowed to touch what it names.
 from __future__ import annotations
 
 import contextvars
+import functools
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -54,6 +55,15 @@ ROLE_GRANTS: Mapping[str, frozenset[Access]] = {
 CROSS_TENANT_READERS = frozenset({"sre", "service"})
 
 
+@functools.cache
+def _grants(roles: frozenset[str]) -> frozenset[Access]:
+    # Cached: asked on every call, and callers hold few distinct role sets.
+    out: set[Access] = set()
+    for role in roles:
+        out |= ROLE_GRANTS.get(role, frozenset())
+    return frozenset(out)
+
+
 @dataclass(frozen=True)
 class Rule:
     """The access an RPC needs."""
@@ -72,10 +82,7 @@ class Principal:
     expires_at: float = 0.0
 
     def grants(self) -> frozenset[Access]:
-        out: set[Access] = set()
-        for role in self.roles:
-            out |= ROLE_GRANTS.get(role, frozenset())
-        return frozenset(out)
+        return _grants(self.roles)
 
     def may_access_tenant(self, tenant: str, access: Access) -> bool:
         if self.tenant in (ALL_TENANTS, tenant):

@@ -13,11 +13,17 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from contextvars import Token
 from typing import Any
 
 import asyncpg
 import grpc
 import grpc.aio
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.sdk.trace import TracerProvider
 
 from chassis import auth, errors, telemetry
 from chassis.metrics import ServiceMetrics
@@ -80,23 +86,34 @@ def _code_of(context: grpc.aio.ServicerContext) -> str:
     return code.name if isinstance(code, grpc.StatusCode) else "OK"
 
 
-class ServerPipeline(grpc.aio.ServerInterceptor):
-    """Wraps every handler once: record metrics, map errors, authenticate and authorise."""
+class _WrapOnce(grpc.aio.ServerInterceptor):
+    """An interceptor that wraps each method's handler once and serves the wrapper from a cache."""
 
-    def __init__(self, authorizer: auth.Authorizer, metrics: ServiceMetrics) -> None:
-        self._authorizer = authorizer
-        self._metrics = metrics
+    def __init__(self) -> None:
         self._wrapped: dict[str, Any] = {}
 
     async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
-        method = details.method
-        wrapped = self._wrapped.get(method)
-        if wrapped is None:
-            handler = await continuation(details)
-            if handler is None:
-                return None
-            wrapped = self._wrapped[method] = self._wrap(method, handler)
+        wrapped = self._wrapped.get(details.method)
+        return wrapped if wrapped is not None else await self._wrap_first(continuation, details)
+
+    async def _wrap_first(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
+        handler = await continuation(details)
+        if handler is None:
+            return None
+        wrapped = self._wrapped[details.method] = self._wrap(details.method, handler)
         return wrapped
+
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> Any:
+        raise NotImplementedError
+
+
+class ServerPipeline(_WrapOnce):
+    """Wraps every handler once: record metrics, map errors, authenticate and authorise."""
+
+    def __init__(self, authorizer: auth.Authorizer, metrics: ServiceMetrics) -> None:
+        super().__init__()
+        self._authorizer = authorizer
+        self._metrics = metrics
 
     def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> Any:
         authorizer = self._authorizer
@@ -104,6 +121,15 @@ class ServerPipeline(grpc.aio.ServerInterceptor):
         short = method.rsplit("/", 1)[-1]
         duration = self._metrics.rpc_duration
         active = self._metrics.active_streams.labels(short)
+        # The method's histogram child per status code: labels() takes a lock and builds a key.
+        observers: dict[str, Callable[[float], None]] = {}
+
+        def observe(context: grpc.aio.ServicerContext, seconds: float) -> None:
+            code = _code_of(context)
+            record = observers.get(code)
+            if record is None:
+                record = observers[code] = duration.labels(short, code).observe
+            record(seconds)
 
         def admit(request: Any, context: grpc.aio.ServicerContext) -> None:
             principal = authorizer.authenticate(dict(context.invocation_metadata() or ()))
@@ -122,7 +148,7 @@ class ServerPipeline(grpc.aio.ServerInterceptor):
                 except Exception as exc:
                     await abort_for(exc, context, method)
                 finally:
-                    duration.labels(short, _code_of(context)).observe(time.perf_counter() - start)
+                    observe(context, time.perf_counter() - start)
 
             return run
 
@@ -141,7 +167,79 @@ class ServerPipeline(grpc.aio.ServerInterceptor):
                     await abort_for(exc, context, method)
                 finally:
                     active.dec()
-                    duration.labels(short, _code_of(context)).observe(time.perf_counter() - start)
+                    observe(context, time.perf_counter() - start)
+
+            return run
+
+        return rewrap_handler(handler, unary, stream)
+
+
+def _sampled_parent(metadata: Any) -> bool:
+    """Whether the call carries a sampled W3C traceparent (or one only OpenTelemetry can judge)."""
+    for key, value in metadata or ():
+        if key == "traceparent":
+            try:
+                return bool(int(value[-2:], 16) & 1)
+            except ValueError:
+                return True
+    return False
+
+
+class ServerTracing(_WrapOnce):
+    """OpenTelemetry's server span for every call, without its per-call cost when nothing records it.
+
+    When nothing exports spans, chassis.telemetry samples no root span (``ParentBased(ALWAYS_OFF)``),
+    so a call's span can only be recorded under a sampled remote parent. Every other call gets what
+    OpenTelemetry's interceptor would give it, a non-recording span continuing the caller's context
+    (trace ids still flow into logs, errors and the outbox), from one wrapper cached per method,
+    instead of OpenTelemetry's per-call attributes, context proxy and rebuilt handler (about a
+    tenth of RouteCall's CPU). Calls that may be recorded go through OpenTelemetry's interceptor.
+    """
+
+    def __init__(self, provider: TracerProvider) -> None:
+        super().__init__()
+        self._otel = aio_server_interceptor(tracer_provider=provider)
+        self._tracer = trace.get_tracer("speako.rpc", tracer_provider=provider)
+        self._lean = telemetry.samples_no_roots(provider)
+        self._fields = frozenset(propagate.get_global_textmap().fields)
+
+    async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
+        if not self._lean or _sampled_parent(details.invocation_metadata) or not is_instrumentation_enabled():
+            return await self._otel.intercept_service(continuation, details)
+        wrapped = self._wrapped.get(details.method)
+        return wrapped if wrapped is not None else await self._wrap_first(continuation, details)
+
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> Any:
+        tracer, fields = self._tracer, self._fields
+
+        def enter(context: grpc.aio.ServicerContext) -> tuple[trace.Span, Token[otel_context.Context]]:
+            metadata = context.invocation_metadata() or ()
+            parent = None
+            if any(key in fields for key, _ in metadata):
+                parent = propagate.extract({key: value for key, value in metadata})
+            span = tracer.start_span(method, context=parent, kind=trace.SpanKind.SERVER)
+            return span, otel_context.attach(trace.set_span_in_context(span, parent))
+
+        def unary(behaviour: Behaviour) -> Behaviour:
+            async def run(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                span, token = enter(context)
+                try:
+                    return await behaviour(request, context)
+                finally:
+                    otel_context.detach(token)
+                    span.end()
+
+            return run
+
+        def stream(behaviour: Behaviour) -> Behaviour:
+            async def run(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                span, token = enter(context)
+                try:
+                    async for item in behaviour(request, context):
+                        yield item
+                finally:
+                    otel_context.detach(token)
+                    span.end()
 
             return run
 

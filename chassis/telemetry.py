@@ -21,6 +21,8 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import SpanKind
 
 _providers: dict[str, TracerProvider] = {}
+# The sampler of providers whose spans nothing would read: no root span is sampled.
+_NO_ROOTS = ParentBased(ALWAYS_OFF)
 # Extra processors (tests, benchmarks) attached to every provider, present and future.
 _extra_processors: list[SpanProcessor] = []
 
@@ -63,7 +65,7 @@ def tracer_provider(service_name: str) -> TracerProvider:
         if not exporters and not _extra_processors and "OTEL_TRACES_SAMPLER" not in os.environ:
             # Nothing would ever read the spans: do not record them (RouteCall pays for each one).
             # Trace ids are still generated and propagated, so PublishJob.trace_id stays valid.
-            sampler = ParentBased(ALWAYS_OFF)
+            sampler = _NO_ROOTS
         provider = TracerProvider(resource=Resource.create({"service.name": service_name}), sampler=sampler)
         for exporter in exporters:
             provider.add_span_processor(BatchSpanProcessor(exporter))
@@ -71,6 +73,11 @@ def tracer_provider(service_name: str) -> TracerProvider:
             provider.add_span_processor(processor)
         _providers[service_name] = provider
     return provider
+
+
+def samples_no_roots(provider: TracerProvider) -> bool:
+    """Whether the provider records only spans under a sampled remote parent (nothing exports)."""
+    return provider.sampler is _NO_ROOTS
 
 
 def tracer(service_name: str) -> trace.Tracer:

@@ -1,0 +1,103 @@
+"""ServerTracing: every call runs in a server span continuing the caller's trace; spans that may be
+recorded still come from OpenTelemetry's interceptor (a real in-process gRPC server, no database)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import grpc
+import grpc.aio
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+
+from chassis import telemetry
+from chassis.interceptors import ServerTracing
+
+METHOD = "/test.Tracing/Current"
+PARENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+async def _current(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    span = trace.get_current_span()
+    ctx = span.get_span_context()
+    return f"{ctx.trace_id:032x} {ctx.is_valid} {span.is_recording()}".encode()
+
+
+async def _stream(request: bytes, context: grpc.aio.ServicerContext):
+    for _ in range(2):
+        yield await _current(request, context)
+
+
+@pytest.fixture
+def exporter() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@asynccontextmanager
+async def _serve(provider: TracerProvider) -> AsyncIterator[grpc.aio.Channel]:
+    server = grpc.aio.server(interceptors=[ServerTracing(provider)])
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "test.Tracing",
+                {
+                    "Current": grpc.unary_unary_rpc_method_handler(_current),
+                    "Stream": grpc.unary_stream_rpc_method_handler(_stream),
+                },
+            ),
+        )
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        yield channel
+    await server.stop(None)
+
+
+def _provider(exporter: InMemorySpanExporter, sampler=None) -> TracerProvider:
+    provider = TracerProvider(sampler=sampler or telemetry._NO_ROOTS)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider
+
+
+def _traceparent(sampled: bool) -> list[tuple[str, str]]:
+    return [("traceparent", f"00-{PARENT_TRACE}-00f067aa0ba902b7-{'01' if sampled else '00'}")]
+
+
+async def test_calls_without_a_parent_get_a_fresh_unrecorded_trace(exporter):
+    async with _serve(_provider(exporter)) as channel:
+        call = channel.unary_unary(METHOD)
+        first, second = (await call(b""), await call(b""))
+        (trace_a, valid_a, recording_a), (trace_b, _, _) = first.decode().split(), second.decode().split()
+        assert (valid_a, recording_a) == ("True", "False")
+        assert trace_a != trace_b and trace_a != "0" * 32
+        assert exporter.get_finished_spans() == ()
+
+
+async def test_an_unsampled_parent_is_continued_without_recording(exporter):
+    async with _serve(_provider(exporter)) as channel:
+        answer = await channel.unary_unary(METHOD)(b"", metadata=_traceparent(sampled=False))
+        assert answer.decode().split() == [PARENT_TRACE, "True", "False"]
+        streamed = [m async for m in channel.unary_stream("/test.Tracing/Stream")(b"", metadata=_traceparent(False))]
+        assert [m.decode().split()[0] for m in streamed] == [PARENT_TRACE, PARENT_TRACE]
+        assert exporter.get_finished_spans() == ()
+
+
+async def test_a_sampled_parent_gets_a_recorded_server_span(exporter):
+    async with _serve(_provider(exporter)) as channel:
+        answer = await channel.unary_unary(METHOD)(b"", metadata=_traceparent(sampled=True))
+        assert answer.decode().split() == [PARENT_TRACE, "True", "True"]
+        [span] = exporter.get_finished_spans()
+        assert (span.name, f"{span.context.trace_id:032x}", span.kind) == (METHOD, PARENT_TRACE, trace.SpanKind.SERVER)
+
+
+async def test_when_roots_are_sampled_every_call_is_recorded(exporter):
+    async with _serve(_provider(exporter, ALWAYS_ON)) as channel:
+        await channel.unary_unary(METHOD)(b"")
+        await channel.unary_unary(METHOD)(b"")
+        assert [s.name for s in exporter.get_finished_spans()] == [METHOD, METHOD]
