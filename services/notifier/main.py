@@ -14,7 +14,7 @@ from chassis.server import GrpcApp
 from chassis.settings import Settings, tunables_from_env
 from services.notifier.domain.hub import FanoutHub
 from services.notifier.feed import FeedTailer
-from services.notifier.messaging import JobEventsConsumer
+from services.notifier.messaging import JOB_EVENTS_QUEUE, JobEventsConsumer
 from services.notifier.policy import POLICY
 from services.notifier.servicer import NotifierServicer, StreamOptions, add_to_server
 from services.notifier.store import NotifierStore
@@ -52,6 +52,8 @@ class NotifierOptions:
     feed_retention_s: float = 7 * 86_400.0
     prune_interval_s: float = 600.0
     consumer_prefetch: int = 64
+    # Job events applied per transaction at most (as many as are waiting; see intake.BatchWriter).
+    consumer_max_batch: int = 256
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> NotifierOptions:
@@ -64,6 +66,12 @@ async def create_app(
 ) -> GrpcApp:
     """Build the notifier app: migrations, pool, consumer, feed tailer, fan-out hub and servicer."""
     options = options or NotifierOptions.from_env()
+    app = GrpcApp(
+        service_name=SERVICE_NAME,
+        settings=settings,
+        listen_addr=listen_addr or settings.notifier_addr,
+        policy=POLICY,
+    )
     await database.migrate(settings.database_url, SCHEMA, [MIGRATIONS_DIR])
     pool = await database.create_pool(settings.database_url, SCHEMA, min_size=2, max_size=10, name=SERVICE_NAME)
     try:
@@ -83,7 +91,15 @@ async def create_app(
         )
         # Streams must never start from position 0 of an unprimed hub.
         await tailer.prime()
-        consumer = JobEventsConsumer(connection, store, prefetch=options.consumer_prefetch)
+        consumer = JobEventsConsumer(
+            connection,
+            store,
+            prefetch=options.consumer_prefetch,
+            observe_lag=app.metrics.consumer_lag.labels(JOB_EVENTS_QUEUE).observe,
+            max_batch=options.consumer_max_batch,
+            # Our own commits reach this process's watchers without waiting for LISTEN/NOTIFY.
+            on_commit=tailer.wake,
+        )
         await consumer.start()
     except BaseException:
         await connection.close()
@@ -116,12 +132,7 @@ async def create_app(
         # End the streams now so clients resume on another replica instead of waiting for the grace.
         hub.close()
 
-    app = GrpcApp(
-        service_name=SERVICE_NAME,
-        settings=settings,
-        listen_addr=listen_addr or settings.notifier_addr,
-        policy=POLICY,
-    )
+    app.metrics.report_queue_depths(lambda: broker.queue_depths(connection, [JOB_EVENTS_QUEUE]))
     app.add_service("speako.notifier.v1.NotifierService", lambda server: add_to_server(servicer, server))
     app.add_background("feed-tailer", tailer.run)
     app.add_background("feed-pruner", prune)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.notifier.domain.jobs import JobKey, Revision, accepts
+from services.notifier.domain.jobs import JobKey, Revision, accepted_in_order
 from services.notifier.domain.notifications import SystemNotice
 from speako.config.v1 import resources_pb2
 from speako.notifier.v1 import resources_pb2 as notifier_pb2
@@ -27,6 +28,20 @@ class ApplyOutcome(enum.Enum):
     APPLIED = "applied"
     DUPLICATE = "duplicate"  # this message_id was applied before
     STALE = "stale"  # an equal or higher sequence (or a terminal state) is already stored
+
+
+@dataclass(frozen=True)
+class JobChange:
+    """One JobStateChanged delivery to apply: its dedupe key, where the job belongs, the event."""
+
+    message_id: str
+    key: JobKey
+    job: resources_pb2.PublishJob
+    sequence: int
+    failure: SystemNotice | None = None
+
+
+FeedEntry = tuple[str, str | None, str | None, str, bytes]  # kind, tenant, agent, subject, payload
 
 
 @dataclass(frozen=True)
@@ -145,24 +160,44 @@ class NotifierStore:
 
     @staticmethod
     async def _append(
-        con: asyncpg.Connection, entries: Sequence[tuple[str, str | None, str | None, str, bytes]]
+        con: asyncpg.Connection, entries: Sequence[FeedEntry], job_positions: Sequence[tuple[str, int]] = ()
     ) -> int:
         """Append entries (kind, tenant, agent, subject, payload); returns the first position.
 
-        The feed_state row lock taken here is held until commit, so positions commit in order;
-        callers append last in their transaction to keep that lock short.
+        ``job_positions`` (job name, index into ``entries``) also records each job's latest entry.
+        One statement: it takes the feed_state row lock, which is held until commit so positions
+        commit in order (a reader of "position > last" never skips one); callers append last in
+        their transaction, once per transaction, to keep that lock short.
         """
-        last = await con.fetchval(
-            "UPDATE feed_state SET last_position = last_position + $1 WHERE id = 1 RETURNING last_position",
-            len(entries),
+        n = len(entries)
+        row = await con.fetchrow(
+            """
+            WITH s AS (
+                UPDATE feed_state SET last_position = last_position + $1 WHERE id = 1
+                RETURNING last_position - $1 AS base
+            ), f AS (
+                INSERT INTO feed (position, kind, tenant, agent, subject, payload)
+                SELECT s.base + e.ord, e.kind, e.tenant, e.agent, e.subject, e.payload
+                FROM s, unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[])
+                     WITH ORDINALITY AS e(kind, tenant, agent, subject, payload, ord)
+            ), j AS (
+                UPDATE jobs SET position = s.base + p.ord
+                FROM s, unnest($7::text[], $8::bigint[]) AS p(name, ord)
+                WHERE jobs.name = p.name
+            )
+            SELECT s.base + 1 AS first, pg_notify($9, (s.base + $1)::text) FROM s
+            """,
+            n,
+            [e[0] for e in entries],
+            [e[1] for e in entries],
+            [e[2] for e in entries],
+            [e[3] for e in entries],
+            [e[4] for e in entries],
+            [name for name, _ in job_positions],
+            [index + 1 for _, index in job_positions],
+            FEED_CHANNEL,
         )
-        first = last - len(entries) + 1
-        await con.executemany(
-            "INSERT INTO feed (position, kind, tenant, agent, subject, payload) VALUES ($1, $2, $3, $4, $5, $6)",
-            [(first + i, *entry) for i, entry in enumerate(entries)],
-        )
-        await con.execute("SELECT pg_notify($1, $2)", FEED_CHANNEL, str(last))
-        return first
+        return int(row["first"])
 
     async def prune(self, older_than: timedelta) -> int:
         """Drop feed entries and dedupe keys older than the retention; returns entries dropped."""
@@ -190,68 +225,120 @@ class NotifierStore:
         sequence: int,
         failure: SystemNotice | None,
     ) -> ApplyOutcome:
-        """Apply one JobStateChanged: dedupe, compare-and-set on sequence, feed entry, notification."""
-        incoming = Revision(sequence=sequence, state=job.state)
+        """Apply one JobStateChanged (see ``apply_job_events``)."""
+        return (await self.apply_job_events([JobChange(message_id, key, job, sequence, failure)]))[0]
+
+    async def apply_job_events(self, changes: Sequence[JobChange]) -> list[ApplyOutcome]:
+        """Apply a batch of JobStateChanged in delivery order, in one transaction; an outcome each.
+
+        Dedupe on message_id, compare-and-set on sequence (each event judged against the job as the
+        events before it left it), one feed entry per accepted change, at most one System
+        notification per failed job. The statements are per batch, not per event, and the feed
+        position lock is taken once, by the last statement before COMMIT.
+        """
+        outcomes = [ApplyOutcome.DUPLICATE] * len(changes)
+        if not changes:
+            return outcomes
         now = datetime.now(UTC)
-        create_time = _dt(job.create_time) or now
-        update_time = _dt(job.update_time) or now
-        payload = job.SerializeToString()
         async with self._pool.acquire() as con, con.transaction():
-            fresh = await con.fetchval(
-                "INSERT INTO processed_messages (message_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING 1",
-                message_id,
-            )
-            if fresh is None:
-                return ApplyOutcome.DUPLICATE
-            while True:
-                row = await con.fetchrow("SELECT sequence, state FROM jobs WHERE name = $1 FOR UPDATE", key.name)
-                current = Revision(row["sequence"], row["state"]) if row else None
-                if not accepts(current, incoming):
-                    return ApplyOutcome.STALE
-                if row is not None:
-                    await con.execute(
-                        "UPDATE jobs SET state = $2, sequence = $3, update_time = $4, job = $5 WHERE name = $1",
-                        key.name,
-                        job.state,
-                        sequence,
-                        update_time,
-                        payload,
-                    )
-                    break
-                inserted = await con.fetchval(
-                    "INSERT INTO jobs "
-                    "(name, tenant, agent, state, sequence, create_time, update_time, job, position) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0) ON CONFLICT (name) DO NOTHING RETURNING 1",
-                    key.name,
-                    key.tenant,
-                    key.agent,
-                    job.state,
-                    sequence,
-                    create_time,
-                    update_time,
-                    payload,
+            # Sorted, so two replicas' batches take the unique-index locks in the same order.
+            fresh = {
+                r[0]
+                for r in await con.fetch(
+                    "INSERT INTO processed_messages (message_id) SELECT m FROM unnest($1::text[]) AS m "
+                    "ON CONFLICT DO NOTHING RETURNING message_id",
+                    sorted({c.message_id for c in changes}),
                 )
-                if inserted:
-                    break
-                # Another consumer inserted the job between our read and insert: decide again.
-            entries: list[tuple[str, str | None, str | None, str, bytes]] = [
-                ("job", key.tenant, key.agent, key.name, payload)
-            ]
-            if failure is not None:
-                notification = await self._insert_failure(con, key, job, failure, now)
+            }
+            by_job: dict[str, list[int]] = {}
+            for i, c in enumerate(changes):
+                if c.message_id in fresh:
+                    fresh.discard(c.message_id)  # a repeat inside the batch is a duplicate too
+                    by_job.setdefault(c.key.name, []).append(i)
+            accepted: dict[str, list[int]] = {}
+            inserted: set[str] = set()
+            todo = sorted(by_job)
+            while todo:
+                # Row locks in name order: two replicas' batches never deadlock on each other.
+                rows = await con.fetch(
+                    "SELECT name, sequence, state FROM jobs WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE",
+                    todo,
+                )
+                current = {r["name"]: Revision(r["sequence"], r["state"]) for r in rows}
+                new_jobs = []
+                for name in todo:
+                    idx = by_job[name]
+                    ok = accepted_in_order(
+                        current.get(name), [Revision(changes[i].sequence, changes[i].job.state) for i in idx]
+                    )
+                    accepted[name] = [i for i, a in zip(idx, ok, strict=True) if a]
+                    if name not in current and accepted[name]:
+                        new_jobs.append(name)
+                won = await self._insert_jobs(con, [changes[accepted[n][-1]] for n in new_jobs], now)
+                inserted |= won
+                # Another replica inserted a job between our read and insert: decide those again.
+                todo = [n for n in new_jobs if n not in won]
+            await self._update_jobs(
+                con, [changes[ids[-1]] for name, ids in accepted.items() if ids and name not in inserted], now
+            )
+            applied = sorted(i for ids in accepted.values() for i in ids)
+            for idx in by_job.values():
+                for i in idx:
+                    outcomes[i] = ApplyOutcome.STALE
+            for i in applied:
+                outcomes[i] = ApplyOutcome.APPLIED
+            notifications = await self._insert_failures(con, [changes[i] for i in applied], now)
+            entries: list[FeedEntry] = []
+            latest: dict[str, int] = {}
+            for i in applied:
+                c = changes[i]
+                latest[c.key.name] = len(entries)
+                entries.append(("job", c.key.tenant, c.key.agent, c.key.name, c.job.SerializeToString()))
+                notification = notifications.get(c.key.name) if c.failure is not None else None
                 if notification is not None:
                     entries.append(
-                        (
-                            "notification",
-                            key.tenant,
-                            None,
-                            notification.name,
-                            notification.SerializeToString(),
-                        )
+                        ("notification", c.key.tenant, None, notification.name, notification.SerializeToString())
                     )
-            first = await self._append(con, entries)
-            await con.execute("UPDATE jobs SET position = $2 WHERE name = $1", key.name, first)
-        return ApplyOutcome.APPLIED
+            if entries:
+                await self._append(con, entries, list(latest.items()))
+        return outcomes
+
+    @staticmethod
+    async def _insert_jobs(con: asyncpg.Connection, changes: Sequence[JobChange], now: datetime) -> set[str]:
+        """Insert jobs not yet stored (position set by the append); the names actually inserted."""
+        if not changes:
+            return set()
+        rows = await con.fetch(
+            "INSERT INTO jobs (name, tenant, agent, state, sequence, create_time, update_time, job, position) "
+            "SELECT u.*, 0 FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::bigint[], "
+            "$6::timestamptz[], $7::timestamptz[], $8::bytea[]) AS u "
+            "ON CONFLICT (name) DO NOTHING RETURNING name",
+            [c.key.name for c in changes],
+            [c.key.tenant for c in changes],
+            [c.key.agent for c in changes],
+            [c.job.state for c in changes],
+            [c.sequence for c in changes],
+            [_dt(c.job.create_time) or now for c in changes],
+            [_dt(c.job.update_time) or now for c in changes],
+            [c.job.SerializeToString() for c in changes],
+        )
+        return {r["name"] for r in rows}
+
+    @staticmethod
+    async def _update_jobs(con: asyncpg.Connection, changes: Sequence[JobChange], now: datetime) -> None:
+        """Store the latest accepted change of jobs already stored (their rows are locked)."""
+        if not changes:
+            return
+        await con.execute(
+            "UPDATE jobs SET state = u.state, sequence = u.sequence, update_time = u.update_time, job = u.job "
+            "FROM unnest($1::text[], $2::smallint[], $3::bigint[], $4::timestamptz[], $5::bytea[]) "
+            "AS u(name, state, sequence, update_time, job) WHERE jobs.name = u.name",
+            [c.key.name for c in changes],
+            [c.job.state for c in changes],
+            [c.sequence for c in changes],
+            [_dt(c.job.update_time) or now for c in changes],
+            [c.job.SerializeToString() for c in changes],
+        )
 
     async def get_job(self, name: str) -> StoredJob | None:
         """The latest accepted state of a job, or None when never heard of."""
@@ -294,30 +381,38 @@ class NotifierStore:
 
     # ---- notifications ------------------------------------------------------------------------
 
-    async def _insert_failure(
-        self,
-        con: asyncpg.Connection,
-        key: JobKey,
-        job: resources_pb2.PublishJob,
-        failure: SystemNotice,
-        now: datetime,
-    ) -> notifier_pb2.Notification | None:
-        row = await con.fetchrow(
+    @staticmethod
+    async def _insert_failures(
+        con: asyncpg.Connection, changes: Sequence[JobChange], now: datetime
+    ) -> dict[str, notifier_pb2.Notification]:
+        """Insert the System notification of each accepted failure; job name -> new notification.
+
+        A job that already has one (UNIQUE publish_job) gets none: exactly one per failed job.
+        """
+        failed = [c for c in changes if c.failure is not None]
+        if not failed:
+            return {}
+        rows = await con.fetch(
             "INSERT INTO notifications (id, tenant, publish_job, agent, version, title, message, error, "
-            "changed_sections, create_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+            "changed_sections, create_time) "
+            "SELECT u.id, u.tenant, u.publish_job, u.agent, u.version, u.title, u.message, u.error, "
+            "ARRAY(SELECT jsonb_array_elements_text(u.sections)), u.create_time "
+            "FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], "
+            "$8::bytea[], $9::jsonb[], $10::timestamptz[]) "
+            "AS u(id, tenant, publish_job, agent, version, title, message, error, sections, create_time) "
             "ON CONFLICT (publish_job) DO NOTHING RETURNING *",
-            uuid.uuid4(),
-            key.tenant,
-            key.name,
-            key.agent,
-            job.version,
-            failure.title,
-            failure.message,
-            job.error.SerializeToString(),
-            list(job.changed_sections),
-            _dt(job.update_time) or now,
+            [uuid.uuid4() for _ in failed],
+            [c.key.tenant for c in failed],
+            [c.key.name for c in failed],
+            [c.key.agent for c in failed],
+            [c.job.version for c in failed],
+            [c.failure.title for c in failed if c.failure is not None],
+            [c.failure.message for c in failed if c.failure is not None],
+            [c.job.error.SerializeToString() for c in failed],
+            [json.dumps(list(c.job.changed_sections)) for c in failed],
+            [_dt(c.job.update_time) or now for c in failed],
         )
-        return None if row is None else _system_notification(row)
+        return {r["publish_job"]: _system_notification(r) for r in rows}
 
     async def list_notifications(
         self,

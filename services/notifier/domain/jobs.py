@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from speako.config.v1 import resources_pb2
@@ -70,3 +71,18 @@ def accepts(current: Revision | None, incoming: Revision) -> bool:
     if incoming.sequence <= current.sequence:
         return False
     return not is_terminal(current.state)
+
+
+def accepted_in_order(current: Revision | None, incoming: Sequence[Revision]) -> list[bool]:
+    """Which of one job's events, applied in delivery order, are accepted.
+
+    Each event is judged against the job as the accepted events before it left it, exactly as if
+    they had arrived one transaction at a time.
+    """
+    out = []
+    for revision in incoming:
+        ok = accepts(current, revision)
+        if ok:
+            current = revision
+        out.append(ok)
+    return out
