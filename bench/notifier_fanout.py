@@ -56,13 +56,17 @@ HEARTBEAT_S = 2.0
 
 def serve(database_url: str, amqp_url: str, ready: mp.Queue) -> None:
     """Child process: run one notifier app until terminated."""
+    from chassis.logs import configure_logging
     from services.notifier.main import NotifierOptions, create_app
+
+    configure_logging("speako-notifier")
 
     async def main() -> None:
         settings = replace(
             Settings(), database_url=database_url, amqp_url=amqp_url, auth_secret=DEV_AUTH_SECRET, dev_mode=True
         )
-        options = NotifierOptions(heartbeat_s=HEARTBEAT_S, max_streams_per_tenant=100_000)
+        # SPEAKO_NOTIFIER_* variables still apply (e.g. SPEAKO_NOTIFIER_CONSUMER_PREFETCH).
+        options = replace(NotifierOptions.from_env(), heartbeat_s=HEARTBEAT_S, max_streams_per_tenant=100_000)
         app = await create_app(settings, "127.0.0.1:0", options)
         port = await app.start()
         ready.put(port)
@@ -171,6 +175,123 @@ async def publish_events(amqp_url: str, n: int, interval: float) -> dict[str, fl
     return sent
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def intake_events(n_jobs: int) -> list[tuple[str, aio_pika.Message]]:
+    """A publish's events for each of n_jobs jobs: SUBMITTED, PROCESSING, a terminal state, VersionLive.
+
+    Every 20th job fails (one System notification each); the rest are published.
+    """
+    out: list[tuple[str, aio_pika.Message]] = []
+    S = resources_pb2.PublishJob
+    for i in range(n_jobs):
+        agent = f"tenants/{TENANT}/agents/a{i % 100}"
+        name = f"{agent}/publishJobs/{uuid.uuid4()}"
+        now = Timestamp()
+        now.FromDatetime(datetime.now(UTC))
+        final = S.STATE_FAILED if i % 20 == 0 else S.STATE_PUBLISHED
+        for seq, (state, key) in enumerate(
+            [
+                (S.STATE_SUBMITTED, "job.submitted"),
+                (S.STATE_PROCESSING, "job.processing"),
+                (final, "job.failed" if final == S.STATE_FAILED else "job.published"),
+            ],
+            start=1,
+        ):
+            job = S(
+                name=name,
+                version=f"{agent}/versions/{i + 1}",
+                state=state,
+                create_time=now,
+                update_time=now,
+                changed_sections=["greetings"],
+            )
+            if state == S.STATE_FAILED:
+                job.error.reason = resources_pb2.PublishError.REASON_INVALID_CONFIG
+                job.error.message = "rejected"
+            out.append((key, broker.encode(events_pb2.JobStateChanged(job=job, sequence=seq, event_time=now))))
+        live = events_pb2.VersionLive(agent=agent, version=f"{agent}/versions/{i + 1}", live_time=now)
+        out.append(("version.live", broker.encode(live)))
+    return out
+
+
+async def intake(n_jobs: int, replicas: int) -> None:
+    """Intake throughput: pre-load the queue with n_jobs publishes' events, start the notifier(s),
+    time from the first applied change to the last."""
+    import asyncpg
+
+    ctx = mp.get_context("spawn")
+    events = intake_events(n_jobs)
+    expected = 3 * n_jobs + len(range(0, n_jobs, 20))  # feed entries: job changes + notifications
+    async with scratch("notifier_intake") as s:
+        connection = await aio_pika.connect(s.amqp_url)
+        try:
+            channel = await connection.channel(publisher_confirms=True)
+            await broker.declare_topology(channel)
+            exchange = await channel.get_exchange(broker.EVENTS_EXCHANGE)
+            for start in range(0, len(events), 500):
+                await asyncio.gather(
+                    *(
+                        exchange.publish(m, routing_key=k, mandatory=True, timeout=30)
+                        for k, m in events[start : start + 500]
+                    )
+                )
+        finally:
+            await connection.close()
+        servers = []
+        con = None
+        try:
+            for _ in range(replicas):
+                q: mp.Queue = ctx.Queue()
+                p = ctx.Process(target=serve, args=(s.database_url, s.amqp_url, q), daemon=True)
+                p.start()
+                servers.append(p)
+            con = await asyncpg.connect(s.database_url)
+            position, t_first, cpu0 = 0, 0.0, 0.0
+            give_up = time.perf_counter() + 300
+            while position < expected and time.perf_counter() < give_up:
+                try:
+                    position = await con.fetchval("SELECT last_position FROM notifier.feed_state") or 0
+                except asyncpg.UndefinedTableError:
+                    position = 0
+                if position and not t_first:
+                    t_first = time.perf_counter()
+                    first_position = position
+                    cpu0 = sum(cpu_s(p.pid) for p in servers if p.pid)
+                await asyncio.sleep(0.01)
+            t_done = time.perf_counter()
+            cpu1 = sum(cpu_s(p.pid) for p in servers if p.pid)
+            rss = max(rss_kib(p.pid) for p in servers if p.pid)
+            applied = await con.fetchval("SELECT count(*) FROM notifier.jobs WHERE state IN (3, 4)")
+            notes = await con.fetchval("SELECT count(*) FROM notifier.notifications")
+        finally:
+            if con is not None:
+                await con.close()
+            for p in servers:
+                p.terminate()
+                p.join(10)
+    elapsed = t_done - t_first
+    changes = position - first_position
+    print(f"notifier intake: {n_jobs} publishes pre-loaded ({len(events)} events: 3 job changes + version.live each)")
+    print(
+        f"  {replicas} notifier process(es); feed entries {position} of {expected}; terminal jobs {applied}; "
+        f"notifications {notes}"
+    )
+    print(
+        f"  {changes / elapsed:,.0f} feed entries/s over {elapsed:.2f} s "
+        f"(~{changes * len(events) / expected / elapsed:,.0f} events/s consumed incl. version.live), "
+        f"{n_jobs * changes / expected / elapsed:,.0f} publishes/s"
+    )
+    print(
+        f"  notifier CPU {((cpu1 - cpu0) * 1000) / max(1, changes * len(events) / expected):.3f} ms per event; "
+        f"peak RSS {rss / 1024:.1f} MiB"
+    )
+
+
 async def run(n_watchers: int, n_events: int, interval: float, processes: int) -> None:
     ctx = mp.get_context("spawn")
     async with scratch("notifier") as s:
@@ -242,8 +363,14 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20)
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between published events")
     parser.add_argument("--processes", type=int, default=max(1, min(4, (os.cpu_count() or 2))), help="client processes")
+    parser.add_argument("--intake-jobs", type=int, default=2000, help="publishes pre-loaded for the intake run")
+    parser.add_argument("--intake-replicas", type=int, default=1)
+    parser.add_argument("--only", choices=["fanout", "intake"], help="run one part only")
     args = parser.parse_args()
-    asyncio.run(run(args.watchers, args.events, args.interval, args.processes))
+    if args.only != "intake":
+        asyncio.run(run(args.watchers, args.events, args.interval, args.processes))
+    if args.only != "fanout":
+        asyncio.run(intake(args.intake_jobs, args.intake_replicas))
 
 
 if __name__ == "__main__":
