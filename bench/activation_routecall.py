@@ -21,7 +21,7 @@ import os
 import signal
 import sys
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import aio_pika
 import aio_pika.abc
@@ -46,6 +46,9 @@ OPEN_S = 5.0
 CLOSED_S = 5.0
 WORKERS = 1
 CONCURRENCY = 64
+TARGET_RATE = 2000.0
+TARGET_P99_MS = 10.0
+FIGURES_PREFIX = "FIGURES "
 
 
 def _config() -> cfg.AgentConfig:
@@ -122,7 +125,25 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _closed_loop(addr: str, kind: str) -> tuple[float, int, Latency]:
+@dataclass(frozen=True)
+class ClosedLoop:
+    """One closed-loop run: calls/s, errors, latency, and CPU per call of server and client."""
+
+    rate: float
+    errors: int
+    latency: Latency
+    server_cpu_us: float
+    client_cpu_us: float
+
+    def __str__(self) -> str:
+        return (
+            f"{self.rate:,.0f}/s ({self.errors} errors), {self.latency}; CPU per call: server "
+            f"{self.server_cpu_us:.0f} us, client {self.client_cpu_us:.0f} us"
+        )
+
+
+async def _closed_loop(addr: str, kind: str, server_pid: int) -> ClosedLoop:
+    cpu0 = _cpu_seconds(server_pid)
     procs = [
         await asyncio.create_subprocess_exec(
             sys.executable,
@@ -139,11 +160,18 @@ async def _closed_loop(addr: str, kind: str) -> tuple[float, int, Latency]:
         for _ in range(WORKERS)
     ]
     outs = await asyncio.gather(*(p.communicate() for p in procs))
+    server_cpu = _cpu_seconds(server_pid) - cpu0
     results = [json.loads(out.decode().strip().splitlines()[-1]) for out, _ in outs]
     rate = sum(r["count"] / r["elapsed"] for r in results)
-    errors = sum(r["errors"] for r in results)
-    latency = Latency.of([ms / 1000 for r in results for ms in r["latencies_ms"]])
-    return rate, errors, latency
+    count = max(1, sum(r["count"] for r in results))
+    return ClosedLoop(
+        rate=rate,
+        errors=sum(r["errors"] for r in results),
+        latency=Latency.of([ms / 1000 for r in results for ms in r["latencies_ms"]]),
+        # The server's CPU over the whole run (warm-up and connection set-up included) per answered call.
+        server_cpu_us=server_cpu / count * 1e6,
+        client_cpu_us=sum(r["cpu_s"] for r in results) / count * 1e6,
+    )
 
 
 def _bundle(version: int) -> resources_pb2.Bundle:
@@ -242,15 +270,9 @@ async def main() -> None:
             route_open: Throughput = await open_loop(route, RATE, OPEN_S)
             await channel.close()
             await echo_channel.close()
-            cpu0 = _cpu_seconds(echo_proc.pid)
-            echo_rate, echo_errors, echo_lat = await _closed_loop(echo_addr, "echo")
-            echo_cpu_us = (_cpu_seconds(echo_proc.pid) - cpu0) / (echo_rate * CLOSED_S) * 1e6
-            cpu0 = _cpu_seconds(activation_proc.pid)
-            route_rate, route_errors, route_lat = await _closed_loop(act_addr, "routecall")
-            route_cpu_us = (_cpu_seconds(activation_proc.pid) - cpu0) / (route_rate * CLOSED_S) * 1e6
-            cpu0 = _cpu_seconds(activation_proc.pid)
-            bare_rate, bare_errors, bare_lat = await _closed_loop(f"127.0.0.1:{bare_port}", "routecall")
-            bare_cpu_us = (_cpu_seconds(activation_proc.pid) - cpu0) / (bare_rate * CLOSED_S) * 1e6
+            echo_max = await _closed_loop(echo_addr, "echo", echo_proc.pid)
+            route_max = await _closed_loop(act_addr, "routecall", activation_proc.pid)
+            bare_max = await _closed_loop(f"127.0.0.1:{bare_port}", "routecall", activation_proc.pid)
             second_proc, (second_port, _) = await _spawn(
                 "-m", "bench.activation_routecall", "serve", s.database_url, s.amqp_url
             )
@@ -268,35 +290,53 @@ async def main() -> None:
         finally:
             await con.close()
 
-    cores = os.cpu_count()
-    load = os.getloadavg()[0]
+    figures = {
+        "routecall_max_per_s": route_max.rate,
+        "routecall_p50_ms_at_500": route_open.latency.p50,
+        "routecall_p99_ms_at_500": route_open.latency.p99,
+        "echo_max_per_s": echo_max.rate,
+        "echo_p50_ms_at_500": echo_open.latency.p50,
+        "echo_p99_ms_at_500": echo_open.latency.p99,
+        "routecall_server_cpu_us": route_max.server_cpu_us,
+        "echo_server_cpu_us": echo_max.server_cpu_us,
+        "routecall_bare_server_cpu_us": bare_max.server_cpu_us,
+        "load_average": os.getloadavg()[0],
+    }
+    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     print(
-        f"RouteCall vs bare grpc.aio echo, {cores} cores (load average {load:.1f} at the end), "
-        "server and client in separate processes"
+        f"RouteCall vs bare grpc.aio echo, {os.cpu_count()} cores, load average {load} (1/5/15 min) at the "
+        "end; server, client and PostgreSQL share the machine"
     )
-    print(f"open loop at {RATE:.0f}/s for {OPEN_S:.0f}s (latency from scheduled start):")
+    print(f"open loop at {RATE:.0f}/s for {OPEN_S:.0f}s, from the benchmark process (latency from scheduled start):")
     print(f"  echo      : {echo_open}")
     print(f"  RouteCall : {route_open}" + (f" errors by status: {dict(error_codes)}" if error_codes else ""))
-    print(
-        f"  p99 ratio RouteCall/echo: {route_open.latency.p99 / echo_open.latency.p99:.1f}x; "
-        f"p50 ratio {route_open.latency.p50 / echo_open.latency.p50:.1f}x"
-    )
     print(f"closed loop, {WORKERS} client process x {CONCURRENCY} callers, {CLOSED_S:.0f}s:")
-    print(f"  echo      : {echo_rate:,.0f}/s ({echo_errors} errors), {echo_lat}")
-    print(f"  RouteCall : {route_rate:,.0f}/s ({route_errors} errors), {route_lat}")
-    print(f"  RouteCall without the chassis interceptors: {bare_rate:,.0f}/s ({bare_errors} errors), {bare_lat}")
-    print(f"  throughput ratio RouteCall/echo: {route_rate / echo_rate:.2f}")
-    print(
-        f"server CPU per call (less sensitive to other load): echo {echo_cpu_us:.0f} us, "
-        f"RouteCall {route_cpu_us:.0f} us (ratio {route_cpu_us / echo_cpu_us:.1f}x), "
-        f"RouteCall without interceptors {bare_cpu_us:.0f} us; "
-        f"one free core would serve ~{1e6 / route_cpu_us:,.0f} RouteCalls/s"
-    )
+    print(f"  echo      : {echo_max}")
+    print(f"  RouteCall : {route_max}")
+    print(f"  RouteCall without the chassis interceptors: {bare_max}")
     print(f"deploy on replica A -> RouteCall on replica B routes to it: {propagation}")
     print(f"calls pinned in PostgreSQL: {pinned:,} (every answered RouteCall committed before its answer)")
-    verdict_rate = "met" if route_rate >= 2000 else "NOT met"
-    verdict_p99 = "met" if route_open.latency.p99 < 10 else "NOT met"
-    print(f"targets: >= 2,000 routed calls/s: {verdict_rate}; p99 < 10 ms at 500/s: {verdict_p99}")
+    print("summary (RouteCall / echo):")
+    print(
+        f"  max calls/s      : RouteCall {route_max.rate:,.0f}, echo {echo_max.rate:,.0f}, "
+        f"ratio {route_max.rate / echo_max.rate:.2f}"
+    )
+    for pct in ("p50", "p99"):
+        ours, floor = getattr(route_open.latency, pct), getattr(echo_open.latency, pct)
+        print(f"  {pct} at {RATE:.0f}/s    : RouteCall {ours:.2f} ms, echo {floor:.2f} ms, ratio {ours / floor:.1f}x")
+    print(
+        f"  server CPU/call  : RouteCall {route_max.server_cpu_us:.0f} us, echo {echo_max.server_cpu_us:.0f} us, "
+        f"ratio {route_max.server_cpu_us / echo_max.server_cpu_us:.1f}x; without the chassis interceptors "
+        f"{bare_max.server_cpu_us:.0f} us"
+    )
+    verdict_rate = "met" if route_max.rate >= TARGET_RATE else "NOT met"
+    verdict_p99 = "met" if route_open.latency.p99 < TARGET_P99_MS else "NOT met"
+    print(
+        f"targets: >= {TARGET_RATE:,.0f} routed calls/s: {verdict_rate}; "
+        f"p99 < {TARGET_P99_MS:.0f} ms at {RATE:.0f}/s: {verdict_p99}"
+    )
+    # One machine-readable line for bench/report.py (docs/PERFORMANCE.md).
+    print(FIGURES_PREFIX + json.dumps({k: round(v, 3) for k, v in figures.items()}))
 
 
 if __name__ == "__main__":

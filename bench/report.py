@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -336,6 +337,7 @@ def render(r: Results) -> str:
     lines += FINDINGS
     if r.service_benches:
         lines += ["## Per-service benchmarks (bench/<service>_*.py, run by the same command)", ""]
+        lines += routecall_table(r.service_benches.get("activation_routecall", ""))
         for name, text in r.service_benches.items():
             lines += [f"### bench/{name}.py", "", "```", text[-4000:], "```", ""]
     return "\n".join(lines) + "\n"
@@ -414,6 +416,52 @@ FINDINGS: list[str] = [
 ]
 
 
+def bench_figures(text: str) -> dict[str, float]:
+    """The figures a service benchmark printed on its ``FIGURES {json}`` line (empty if none)."""
+    for line in reversed(text.splitlines()):
+        if line.startswith("FIGURES "):
+            figures: dict[str, float] = json.loads(line.removeprefix("FIGURES "))
+            return figures
+    return {}
+
+
+def routecall_table(text: str) -> list[str]:
+    """RouteCall next to the bare echo server, from bench/activation_routecall.py's figures."""
+    f = bench_figures(text)
+    if not f:
+        return []
+    rate, p99 = f["routecall_max_per_s"], f["routecall_p99_ms_at_500"]
+    return [
+        "### RouteCall next to a bare grpc.aio echo server (bench/activation_routecall.py)",
+        "",
+        "Both servers are separate processes measured the same way in one run (load average "
+        f"{f['load_average']:.1f} at its end): closed loop with one client process x 64 callers, open loop at 500/s.",
+        "",
+        "| figure | RouteCall | echo | ratio | target | verdict |",
+        "|---|---|---|---|---|---|",
+        f"| max calls/s | {rate:,.0f} | {f['echo_max_per_s']:,.0f} | {rate / f['echo_max_per_s']:.2f} | "
+        f">= 2,000/s | {_ok(rate >= TARGETS['routecall_rate'])} |",
+        f"| p50 at 500/s | {f['routecall_p50_ms_at_500']:.2f} ms | {f['echo_p50_ms_at_500']:.2f} ms | "
+        f"{_ratio(f['routecall_p50_ms_at_500'], f['echo_p50_ms_at_500'])} | - | - |",
+        f"| p99 at 500/s | {p99:.2f} ms | {f['echo_p99_ms_at_500']:.2f} ms | "
+        f"{_ratio(p99, f['echo_p99_ms_at_500'])} | < 10 ms | {_ok(p99 < TARGETS['routecall_p99_at_500'])} |",
+        f"| server CPU per call | {f['routecall_server_cpu_us']:.0f} us | {f['echo_server_cpu_us']:.0f} us | "
+        f"{_ratio(f['routecall_server_cpu_us'], f['echo_server_cpu_us'])} | - | - |",
+        "",
+        f"Without the chassis interceptors (the same use cases on a plain grpc.aio server in the same process) "
+        f"RouteCall costs {f['routecall_bare_server_cpu_us']:.0f} us of server CPU per call.",
+        "",
+    ]
+
+
 def headline(r: Results) -> str:
     """One line per platform figure, for the terminal."""
-    return "\n".join(f"{row[0]}: {row[2]} (target {row[1]}) {row[5]}" for row in rows(r))
+    lines = [f"{row[0]}: {row[2]} (target {row[1]}) {row[5]}" for row in rows(r)]
+    f = bench_figures(r.service_benches.get("activation_routecall", ""))
+    if f:
+        lines.append(
+            f"RouteCall (bench/activation_routecall.py): {f['routecall_max_per_s']:,.0f}/s max "
+            f"(echo {f['echo_max_per_s']:,.0f}/s), p99 at 500/s {f['routecall_p99_ms_at_500']:.2f} ms "
+            f"(echo {f['echo_p99_ms_at_500']:.2f} ms)"
+        )
+    return "\n".join(lines)
