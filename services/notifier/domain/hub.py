@@ -8,6 +8,8 @@ full is cut off (it can resume by token) so a slow reader never slows the others
 from __future__ import annotations
 
 import asyncio
+import collections
+import math
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +43,11 @@ class Subscription:
         self.topics = topics
         # Everything at or before this position was already in the store when the subscription began.
         self.start_position = start_position
-        self._queue: asyncio.Queue[FeedItem] = asyncio.Queue(maxsize)
+        self._maxsize = maxsize
+        self._items: collections.deque[FeedItem] = collections.deque()
+        # The reader blocked in get(), if any, and when it stops waiting (loop time).
+        self._waiter: asyncio.Future[None] | None = None
+        self._deadline = math.inf
         self.overflowed = False
         self.closed = False
         self.peak = 0  # deepest the buffer has been
@@ -50,53 +56,61 @@ class Subscription:
         """Buffer an item without waiting; False (and the subscriber is cut off) when full."""
         if self.closed or self.overflowed:
             return False
-        try:
-            self._queue.put_nowait(item)
-            self.peak = max(self.peak, self._queue.qsize())
-        except asyncio.QueueFull:
+        if len(self._items) >= self._maxsize:
             self.overflowed = True
             # Free the buffer at once; the reader only needs to learn that it was cut off.
             self._drain()
             self._wake()
             return False
+        self._items.append(item)
+        if len(self._items) > self.peak:
+            self.peak = len(self._items)
+        self._wake()
         return True
 
     def _drain(self) -> None:
-        while not self._queue.empty():
-            self._queue.get_nowait()
+        self._items.clear()
 
     def _wake(self) -> None:
-        # A reader blocked in get() needs something to return: the (now empty) buffer gets one
-        # marker, on which get() raises because a flag is set.
-        try:
-            self._queue.put_nowait(_WAKE)
-        except asyncio.QueueFull:  # already woken
-            pass
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def pending(self) -> int:
         """Items buffered and not yet read."""
-        return self._queue.qsize()
+        return len(self._items)
 
     async def get(self, wait_s: float | None = None) -> FeedItem | None:
-        """Next item in feed order; None after ``wait_s`` seconds without one.
+        """Next item in feed order; None after about ``wait_s`` seconds without one.
 
-        Raises SubscriberOverflow once cut off and HubClosed when the hub shuts down.
+        Raises SubscriberOverflow once cut off and HubClosed when the hub shuts down. The wait is
+        timed by the hub's one ticker, not a timer per call: a live update then costs a list
+        append and one future, which matters with thousands of watchers on one loop.
         """
         self._check()
-        if not self._queue.empty():  # no timer needed when the reader is behind
-            item = self._queue.get_nowait()
-            if item is _WAKE:
-                self._check()
-            return item
+        if self._items:  # no waiting needed when the reader is behind
+            return self._items.popleft()
+        loop = asyncio.get_running_loop()
+        self._waiter = loop.create_future()
+        self._deadline = math.inf if wait_s is None else loop.time() + wait_s
+        if wait_s is not None:
+            self._hub._time(self)
         try:
-            async with asyncio.timeout(wait_s):
-                item = await self._queue.get()
-        except TimeoutError:
-            self._check()
-            return None
-        if item is _WAKE:
-            self._check()
-        return item
+            await self._waiter
+        finally:
+            self._waiter = None
+            self._deadline = math.inf
+        self._check()
+        return self._items.popleft() if self._items else None
+
+    def _expire(self, now: float) -> bool:
+        """Wake the reader if its wait is over; True when it was (or nobody waits)."""
+        if self._waiter is None or self._waiter.done():
+            return True
+        if now >= self._deadline:
+            self._waiter.set_result(None)
+            return True
+        return False
 
     def _check(self) -> None:
         if self.overflowed:
@@ -110,16 +124,17 @@ class Subscription:
         self._drain()
 
 
-_WAKE = FeedItem(position=-1, kind="wake", topics=(), payload=None)
-
-
 class FanoutHub:
     """Routes feed items to subscribers by topic, in feed order, never blocking the publisher."""
 
-    def __init__(self, buffer_size: int = 256) -> None:
+    def __init__(self, buffer_size: int = 256, tick_s: float = 0.05) -> None:
         if buffer_size < 1:
             raise ValueError("buffer_size must be >= 1")
         self.buffer_size = buffer_size
+        # Timed waits (heartbeats) end on the ticker's next tick after their deadline.
+        self._tick_s = tick_s
+        self._timed: set[Subscription] = set()
+        self._ticker: asyncio.TimerHandle | None = None
         self._subscribers: dict[Hashable, set[Subscription]] = {}
         # Highest position published so far: every item up to it is committed in the store.
         self.position = 0
@@ -154,6 +169,17 @@ class FanoutHub:
                     self.cut_off += 1
                     self._remove(sub)
 
+    def _time(self, sub: Subscription) -> None:
+        self._timed.add(sub)
+        if self._ticker is None:
+            self._ticker = asyncio.get_running_loop().call_later(self._tick_s, self._tick)
+
+    def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._timed = {sub for sub in self._timed if not sub._expire(now)}
+        self._ticker = loop.call_later(self._tick_s, self._tick) if self._timed else None
+
     def advance(self, position: int) -> None:
         """Record that the feed is read up to ``position`` even if no item was published."""
         if position > self.position:
@@ -180,3 +206,7 @@ class FanoutHub:
                 sub._drain()
                 sub._wake()
         self._subscribers.clear()
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+        self._timed.clear()
