@@ -174,14 +174,20 @@ class ServerPipeline(_WrapOnce):
         return rewrap_handler(handler, unary, stream)
 
 
-def _sampled_parent(metadata: Any) -> bool:
-    """Whether the call carries a sampled W3C traceparent (or one only OpenTelemetry can judge)."""
+# Propagation headers whose presence says nothing about sampling.
+_NOT_SAMPLING = frozenset({"tracestate", "baggage"})
+
+
+def _sampled_parent(metadata: Any, fields: frozenset[str]) -> bool:
+    """Whether the call carries a sampled W3C traceparent (or a parent only OpenTelemetry can judge)."""
     for key, value in metadata or ():
         if key == "traceparent":
             try:
                 return bool(int(value[-2:], 16) & 1)
             except ValueError:
                 return True
+        if key in fields and key not in _NOT_SAMPLING:
+            return True  # another propagator's header (b3, jaeger): leave the decision to OpenTelemetry
     return False
 
 
@@ -204,7 +210,11 @@ class ServerTracing(_WrapOnce):
         self._fields = frozenset(propagate.get_global_textmap().fields)
 
     async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
-        if not self._lean or _sampled_parent(details.invocation_metadata) or not is_instrumentation_enabled():
+        if (
+            not self._lean
+            or _sampled_parent(details.invocation_metadata, self._fields)
+            or not is_instrumentation_enabled()
+        ):
             return await self._otel.intercept_service(continuation, details)
         wrapped = self._wrapped.get(details.method)
         return wrapped if wrapped is not None else await self._wrap_first(continuation, details)

@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from chassis import telemetry
-from chassis.interceptors import ServerTracing
+from chassis.interceptors import ServerTracing, _sampled_parent
 
 METHOD = "/test.Tracing/Current"
 PARENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -101,3 +101,19 @@ async def test_when_roots_are_sampled_every_call_is_recorded(exporter):
         await channel.unary_unary(METHOD)(b"")
         await channel.unary_unary(METHOD)(b"")
         assert [s.name for s in exporter.get_finished_spans()] == [METHOD, METHOD]
+
+
+@pytest.mark.parametrize(
+    ("metadata", "sampled"),
+    [
+        ((), False),
+        ((("authorization", "Bearer x"), ("baggage", "k=v")), False),
+        (tuple(_traceparent(sampled=False)), False),
+        (tuple(_traceparent(sampled=True)), True),
+        ((("traceparent", "00-garbage-zz"),), True),  # OpenTelemetry judges what it cannot parse
+        ((("x-b3-sampled", "1"),), True),  # another propagator's header
+    ],
+)
+def test_only_calls_that_may_be_sampled_are_left_to_opentelemetry(metadata, sampled):
+    fields = frozenset({"traceparent", "tracestate", "baggage", "x-b3-sampled"})
+    assert _sampled_parent(metadata, fields) is sampled
