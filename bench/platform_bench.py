@@ -467,7 +467,9 @@ def _count_statements(log_path: str, offset: int, db: str, backends: dict[str, s
     return counts
 
 
-async def main(n: int, sustained_s: float, rate: float, statements: bool, log_path: str, profile: str = "") -> None:
+async def main(
+    n: int, sustained_s: float, rate: float, statements: bool, log_path: str, profile: str = "", big: int = 0
+) -> None:
     """Publish-to-live one at a time with CPU per publish, then an optional sustained run."""
     from bench.common import scratch
 
@@ -517,6 +519,9 @@ async def main(n: int, sustained_s: float, rate: float, statements: bool, log_pa
                     + ", ".join(f"{k} {v / (n + 10):.1f}" for k, v in sorted(counts.items()))
                     + f"; total {sum(counts.values()) / (n + 10):.1f}"
                 )
+            if big:
+                big_lat, _, _ = await publish_latency(client, big, knowledge_bytes=5 << 20, agent_id="big-knowledge")
+                print(f"load {os.getloadavg()[0]:.2f}  5 MB knowledge base publish-to-live: {big_lat}")
             if sustained_s > 0:
                 result = await sustained(client, 100, rate, sustained_s)
                 print(
@@ -538,5 +543,6 @@ if __name__ == "__main__":
     parser.add_argument("--statements", action="store_true", help="count statements via log_statement=all")
     parser.add_argument("--log", default="/var/log/postgresql/postgresql-15-main.log")
     parser.add_argument("--profile", default="", help="directory for py-spy raw profiles of each service")
+    parser.add_argument("--big", type=int, default=0, help="publishes of a 5 MB knowledge base (RSS peaks)")
     args = parser.parse_args()
-    asyncio.run(main(args.n, args.sustained, args.rate, args.statements, args.log, args.profile))
+    asyncio.run(main(args.n, args.sustained, args.rate, args.statements, args.log, args.profile, args.big))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import uuid
@@ -19,7 +20,7 @@ from chassis.names import ID_RE, AgentName, DraftName, TenantName, VersionName, 
 from services.config.domain import paging
 from services.config.domain.canonical import content_sha256
 from services.config.domain.checklist import SIZE_LIMIT_CODES, Finding, Severity, check_config, has_errors
-from services.config.domain.diff import changed_sections, diff_configs, normalized
+from services.config.domain.diff import changed_sections, diff_configs, normalize
 from services.config.domain.fieldmask import UnknownFieldPath, apply_update_mask, validate_paths
 from services.config.messaging import PublishEvents
 from services.config.store import (
@@ -184,25 +185,29 @@ class ConfigServicer(config_service_pb2_grpc.ConfigServiceServicer):
     @staticmethod
     def _draft_proto(agent: AgentRecord, draft: DraftRecord) -> resources_pb2.Draft:
         published = agent.latest_content_sha256 or EMPTY_CONFIG_SHA256
-        return resources_pb2.Draft(
+        out = resources_pb2.Draft(
             name=str(DraftName(draft.tenant, draft.agent_id)),
-            config=draft.config(),
             etag=draft.etag,
             update_time=_ts(draft.update_time),
             has_unpublished_changes=draft.content_sha256 != published,
         )
+        # Parsed in place: config=draft.config() would hold a parsed copy and the field's copy of
+        # it at once (two copies of a config that can be megabytes).
+        out.config.MergeFromString(draft.config_bytes)
+        return out
 
     @staticmethod
     def _version_proto(version: VersionRecord) -> resources_pb2.Version:
-        return resources_pb2.Version(
+        out = resources_pb2.Version(
             name=str(VersionName(version.tenant, version.agent_id, version.number)),
             number=version.number,
-            config=version.config(),
             content_sha256=version.content_sha256,
             changed_sections=version.changed_sections,
             create_time=_ts(version.create_time),
             creator=version.creator,
         )
+        out.config.MergeFromString(version.config_bytes)  # in place, as in _draft_proto
+        return out
 
     @staticmethod
     async def _agent_or_404(q: ConfigQueries, name: AgentName) -> AgentRecord:
@@ -212,8 +217,10 @@ class ConfigServicer(config_service_pb2_grpc.ConfigServiceServicer):
         return agent
 
     @staticmethod
-    async def _draft_or_404(q: ConfigQueries, name: DraftName, *, for_update: bool = False) -> DraftRecord:
-        draft = await q.get_draft(name.tenant, name.agent, for_update=for_update)
+    async def _draft_or_404(
+        q: ConfigQueries, name: DraftName, *, for_update: bool = False, with_config: bool = True
+    ) -> DraftRecord:
+        draft = await q.get_draft(name.tenant, name.agent, for_update=for_update, with_config=with_config)
         if draft is None:
             raise errors.NotFound(
                 f"agent {name.agent_name} does not exist", resource_name=str(name), resource_type="Draft"
@@ -252,12 +259,14 @@ class ConfigServicer(config_service_pb2_grpc.ConfigServiceServicer):
         self, q: ConfigQueries, current: DraftRecord, config: resources_pb2.AgentConfig
     ) -> DraftRecord:
         sha = content_sha256(config)
+        data = config.SerializeToString()
         if sha == current.content_sha256:
-            return current  # same content: keep the etag, so no other writer is needlessly aborted
+            # Same content: keep the etag, so no other writer is needlessly aborted.
+            return dataclasses.replace(current, config_bytes=data)
         written = await q.write_draft(
             current.tenant,
             current.agent_id,
-            config.SerializeToString(),
+            data,
             sha,
             current.revision,
             self._clock(),
@@ -359,11 +368,15 @@ class ConfigServicer(config_service_pb2_grpc.ConfigServiceServicer):
         etag = request.draft.etag
 
         async def work(q: ConfigQueries) -> resources_pb2.Draft:
+            # A whole-config replace needs neither the current config's bytes nor its parse (it
+            # can be megabytes); apply_update_mask returns a fresh message, normalised in place.
+            whole = not paths or paths == ["*"]
             agent = await self._agent_or_404(q, name.agent_name)
-            current = await self._draft_or_404(q, name, for_update=True)
+            current = await self._draft_or_404(q, name, for_update=True, with_config=not whole)
             self._check_etag(etag, current, name)
             # Set-but-empty sections are dropped so they never make 'identical' content differ.
-            merged = normalized(apply_update_mask(current.config(), request.draft.config, paths))
+            base = resources_pb2.AgentConfig() if whole else current.config()
+            merged = normalize(apply_update_mask(base, request.draft.config, paths))
             too_big = [f for f in check_config(merged) if f.code in SIZE_LIMIT_CODES]
             if too_big:
                 raise errors.InvalidArgument(

@@ -228,11 +228,17 @@ class ConfigQueries:
 
     # --- drafts ---------------------------------------------------------------------------------
 
-    async def get_draft(self, tenant: str, agent_id: str, *, for_update: bool = False) -> DraftRecord | None:
-        """The draft of an agent; with for_update, lock it for a read-modify-write."""
+    async def get_draft(
+        self, tenant: str, agent_id: str, *, for_update: bool = False, with_config: bool = True
+    ) -> DraftRecord | None:
+        """The draft of an agent; with for_update, lock it for a read-modify-write.
+
+        Without with_config its config_bytes are empty (for a writer replacing the whole config).
+        """
         lock = " FOR UPDATE" if for_update else ""
+        columns = _DRAFT_COLUMNS if with_config else _DRAFT_COLUMNS.replace("config,", "''::bytea AS config,")
         row = await self.connection.fetchrow(
-            f"SELECT {_DRAFT_COLUMNS} FROM drafts WHERE tenant = $1 AND agent_id = $2{lock}", tenant, agent_id
+            f"SELECT {columns} FROM drafts WHERE tenant = $1 AND agent_id = $2{lock}", tenant, agent_id
         )
         return _draft(row) if row else None
 
@@ -246,10 +252,11 @@ class ConfigQueries:
         now: datetime,
     ) -> DraftRecord | None:
         """Replace the draft; with expected_revision, only if it still has it (None otherwise)."""
+        # The config is not returned: the caller has it (and it can be megabytes).
         row = await self.connection.fetchrow(
-            f"UPDATE drafts SET config = $3, content_sha256 = $4, revision = revision + 1, update_time = $5 "
-            f"WHERE tenant = $1 AND agent_id = $2 AND ($6::bigint IS NULL OR revision = $6) "
-            f"RETURNING {_DRAFT_COLUMNS}",
+            "UPDATE drafts SET config = $3, content_sha256 = $4, revision = revision + 1, update_time = $5 "
+            "WHERE tenant = $1 AND agent_id = $2 AND ($6::bigint IS NULL OR revision = $6) "
+            "RETURNING revision, update_time",
             tenant,
             agent_id,
             config,
@@ -257,7 +264,9 @@ class ConfigQueries:
             now,
             expected_revision,
         )
-        return _draft(row) if row else None
+        if row is None:
+            return None
+        return DraftRecord(tenant, agent_id, config, content_sha256, row["revision"], row["update_time"])
 
     async def publish_state(self, tenant: str, agent_id: str) -> PublishState | None:
         """Lock the agent and read what a publish needs in one round trip.

@@ -112,11 +112,16 @@ def normalized(config: resources_pb2.AgentConfig) -> resources_pb2.AgentConfig:
     """Return a copy without sections that are set but empty (they mean the same to an owner)."""
     result = resources_pb2.AgentConfig()
     result.CopyFrom(config)
+    return normalize(result)
+
+
+def normalize(config: resources_pb2.AgentConfig) -> resources_pb2.AgentConfig:
+    """Drop sections that are set but empty, in place (no copy of a config that can be megabytes)."""
     for field in _fields(_ROOT):
         if field.type == _MESSAGE and not _is_repeated(field):
-            if result.HasField(field.name) and getattr(result, field.name).ByteSize() == 0:
-                result.ClearField(field.name)
-    return result
+            if config.HasField(field.name) and getattr(config, field.name).ByteSize() == 0:
+                config.ClearField(field.name)
+    return config
 
 
 def diff_configs(base: resources_pb2.AgentConfig, target: resources_pb2.AgentConfig) -> list[Change]:
