@@ -1,17 +1,26 @@
 """Benchmark: notifier fan-out to many concurrent watchers.
 
 Runs the real notifier in its own process (real PostgreSQL and RabbitMQ, scratch database and
-vhost), opens W concurrent WatchPublishJobs streams from client processes, then publishes N
-JobStateChanged events on ``speako.events`` one at a time, as the producers do.
+vhost), opens W concurrent WatchPublishJobs streams from client processes, then publishes N jobs'
+state changes on ``speako.events`` as the publisher does (SUBMITTED, PROCESSING, PUBLISHED, 20 ms
+apart by default; one publish a second).
 
 Figures printed:
-- delay from a state event being published to its delivery on each watcher, p50/p99 over all
-  (watcher, event) deliveries, and p50/p99 of the slowest watcher per event;
+- delay from a change's update_time to its delivery on each watcher, p50/p99 over all
+  (watcher, change) deliveries, and p50/p99 of the slowest watcher per change;
+- CPU per delivery of the notifier and of the client processes (they share the machine);
 - memory per watcher: the notifier process's RSS with W idle watchers minus its RSS before them,
   divided by W;
 - deliveries missing (should be 0) and watchers cut off as too slow (should be 0).
 
+The intake part (--only intake) pre-loads N publishes' events (3 job changes + version.live each)
+before the notifier starts, then times the first to the last applied change: events/s and CPU
+per event.
+
 Usage: .venv/bin/python -m bench.notifier_fanout [--watchers 1000] [--events 20] [--interval 1.0]
+  [--burst 3] [--gap 0.02] [--processes N] [--only fanout|intake] [--intake-jobs 2000] [--intake-replicas 1]
+Client knobs (to check whether the client is the bottleneck): NF_STREAMS_PER_CHANNEL (default 100),
+NF_CLIENT_OPTIONS (JSON list of gRPC channel options).
 Needs PostgreSQL at 127.0.0.1:5432 and RabbitMQ at 127.0.0.1:5672 (creates and drops its own
 database and vhost; rabbitmqctl must be on PATH). NF_PROFILE=<file> writes a cProfile of the
 notifier process there.
@@ -21,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import multiprocessing as mp
 import os
 import sys
@@ -83,12 +93,17 @@ def serve(database_url: str, amqp_url: str, ready: mp.Queue) -> None:
         asyncio.run(main())
 
 
-def rss_kib(pid: int) -> int:
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
     """Resident set size of a process in KiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
+    raise RuntimeError(f"no {field}")
+
+
+def peak_rss_kib(pid: int) -> int:
+    """The process's lifetime peak resident set size (VmHWM) in KiB."""
+    return rss_kib(pid, "VmHWM")
 
 
 # ---- watcher processes ----------------------------------------------------------------------
@@ -99,11 +114,16 @@ def watchers(port: int, count: int, expected: int, ready: mp.Queue, results: mp.
 
     async def main() -> None:
         meta = bearer(token(["viewer"], TENANT))
-        channels = [grpc.aio.insecure_channel(f"127.0.0.1:{port}") for _ in range(max(1, count // 100))]
+        options = json.loads(os.environ.get("NF_CLIENT_OPTIONS", "[]"))  # e.g. [["grpc.http2.bdp_probe", 0]]
+        per_channel = int(os.environ.get("NF_STREAMS_PER_CHANNEL", "100"))
+        channels = [
+            grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=[tuple(o) for o in options])
+            for _ in range(max(1, count // per_channel))
+        ]
         stubs = [notifier_service_pb2_grpc.NotifierServiceStub(ch) for ch in channels]
         subscribed = 0
         all_subscribed = asyncio.Event()
-        deliveries: list[tuple[str, float]] = []
+        deliveries: list[tuple[str, int, float, float]] = []
         errors: list[str] = []
 
         async def one(i: int) -> None:
@@ -124,7 +144,8 @@ def watchers(port: int, count: int, expected: int, ready: mp.Queue, results: mp.
                             all_subscribed.set()
                     if update.heartbeat:
                         continue
-                    deliveries.append((update.job.name, time.time()))
+                    changed = update.job.update_time.seconds + update.job.update_time.nanos / 1e9
+                    deliveries.append((update.job.name, update.job.state, time.time(), changed))
                     got += 1
                     if got == expected:
                         break
@@ -136,8 +157,9 @@ def watchers(port: int, count: int, expected: int, ready: mp.Queue, results: mp.
         tasks = [asyncio.create_task(one(i)) for i in range(count)]
         await all_subscribed.wait()
         ready.put(count)
+        cpu0 = time.process_time()
         await asyncio.gather(*tasks)
-        results.put((deliveries, errors))
+        results.put((deliveries, errors, time.process_time() - cpu0))
         for ch in channels:
             await ch.close()
 
@@ -147,32 +169,47 @@ def watchers(port: int, count: int, expected: int, ready: mp.Queue, results: mp.
 # ---- the run --------------------------------------------------------------------------------
 
 
-async def publish_events(amqp_url: str, n: int, interval: float) -> dict[str, float]:
-    """Publish n state events one at a time; returns job name -> wall time of the publish."""
+BURST = [
+    (resources_pb2.PublishJob.STATE_SUBMITTED, "job.submitted"),
+    (resources_pb2.PublishJob.STATE_PROCESSING, "job.processing"),
+    (resources_pb2.PublishJob.STATE_PUBLISHED, "job.published"),
+]
+
+
+def job_event(name: str, version: str, state: int, seq: int, created: Timestamp) -> aio_pika.Message:
+    """A JobStateChanged as the publisher sends it; update_time (and event_time) is now."""
+    now = Timestamp()
+    now.FromDatetime(datetime.now(UTC))
+    job = resources_pb2.PublishJob(
+        name=name, version=version, state=state, create_time=created, update_time=now, changed_sections=["greetings"]
+    )
+    if state == resources_pb2.PublishJob.STATE_FAILED:
+        job.error.reason = resources_pb2.PublishError.REASON_INVALID_CONFIG
+        job.error.message = "rejected"
+    return broker.encode(events_pb2.JobStateChanged(job=job, sequence=seq, event_time=now))
+
+
+async def publish_events(amqp_url: str, n: int, interval: float, burst: int, gap: float) -> None:
+    """Publish n jobs' first ``burst`` state changes ``gap`` s apart (a publish), one job every ``interval`` s.
+
+    Each change's update_time is the moment it is published: the delay is measured from it.
+    """
     connection = await aio_pika.connect(amqp_url)
-    sent: dict[str, float] = {}
     try:
         channel = await connection.channel(publisher_confirms=True)
         exchange = await channel.get_exchange(broker.EVENTS_EXCHANGE)
         for _ in range(n):
             name = f"{AGENT}/publishJobs/{uuid.uuid4()}"
-            now = Timestamp()
-            now.FromDatetime(datetime.now(UTC))
-            job = resources_pb2.PublishJob(
-                name=name,
-                version=f"{AGENT}/versions/1",
-                state=resources_pb2.PublishJob.STATE_SUBMITTED,
-                create_time=now,
-                update_time=now,
-                changed_sections=["greetings"],
-            )
-            message = broker.encode(events_pb2.JobStateChanged(job=job, sequence=1, event_time=now))
-            sent[name] = time.time()
-            await exchange.publish(message, routing_key="job.submitted", mandatory=True, timeout=10)
+            created = Timestamp()
+            created.FromDatetime(datetime.now(UTC))
+            for seq, (state, key) in enumerate(BURST[:burst], start=1):
+                message = job_event(name, f"{AGENT}/versions/1", state, seq, created)
+                await exchange.publish(message, routing_key=key, mandatory=True, timeout=10)
+                if seq < burst:
+                    await asyncio.sleep(gap)
             await asyncio.sleep(interval)
     finally:
         await connection.close()
-    return sent
 
 
 def cpu_s(pid: int) -> float:
@@ -202,18 +239,7 @@ def intake_events(n_jobs: int) -> list[tuple[str, aio_pika.Message]]:
             ],
             start=1,
         ):
-            job = S(
-                name=name,
-                version=f"{agent}/versions/{i + 1}",
-                state=state,
-                create_time=now,
-                update_time=now,
-                changed_sections=["greetings"],
-            )
-            if state == S.STATE_FAILED:
-                job.error.reason = resources_pb2.PublishError.REASON_INVALID_CONFIG
-                job.error.message = "rejected"
-            out.append((key, broker.encode(events_pb2.JobStateChanged(job=job, sequence=seq, event_time=now))))
+            out.append((key, job_event(name, f"{agent}/versions/{i + 1}", state, seq, now)))
         live = events_pb2.VersionLive(agent=agent, version=f"{agent}/versions/{i + 1}", live_time=now)
         out.append(("version.live", broker.encode(live)))
     return out
@@ -292,7 +318,7 @@ async def intake(n_jobs: int, replicas: int) -> None:
     )
 
 
-async def run(n_watchers: int, n_events: int, interval: float, processes: int) -> None:
+async def run(n_watchers: int, n_events: int, interval: float, processes: int, burst: int, gap: float) -> None:
     ctx = mp.get_context("spawn")
     async with scratch("notifier") as s:
         server_ready: mp.Queue = ctx.Queue()
@@ -310,7 +336,7 @@ async def run(n_watchers: int, n_events: int, interval: float, processes: int) -
             per = [n_watchers // processes + (1 if i < n_watchers % processes else 0) for i in range(processes)]
             t_open = time.perf_counter()
             for count in per:
-                p = ctx.Process(target=watchers, args=(port, count, n_events, ready, results), daemon=True)
+                p = ctx.Process(target=watchers, args=(port, count, n_events * burst, ready, results), daemon=True)
                 p.start()
                 workers.append(p)
             for _ in per:
@@ -318,13 +344,18 @@ async def run(n_watchers: int, n_events: int, interval: float, processes: int) -
             opened_s = time.perf_counter() - t_open
             await asyncio.sleep(1.0)
             loaded = rss_kib(pid)
-            sent = await publish_events(s.amqp_url, n_events, interval)
-            all_deliveries: list[tuple[str, float]] = []
+            server_cpu0 = cpu_s(pid)
+            await publish_events(s.amqp_url, n_events, interval, burst, gap)
+            all_deliveries: list[tuple[str, int, float, float]] = []
             errors: list[str] = []
+            client_cpu = 0.0
             for _ in per:
-                d, e = await asyncio.to_thread(results.get, True, 120)
+                d, e, c = await asyncio.to_thread(results.get, True, 120)
                 all_deliveries += d
                 errors += e
+                client_cpu += c
+            server_cpu = cpu_s(pid) - server_cpu0
+            peak = peak_rss_kib(pid)
         finally:
             for w in workers:
                 w.join(5)
@@ -333,26 +364,32 @@ async def run(n_watchers: int, n_events: int, interval: float, processes: int) -
             server.terminate()
             server.join(10)
 
-    delays = [t - sent[name] for name, t in all_deliveries if name in sent]
-    slowest: dict[str, float] = {}
-    for name, t in all_deliveries:
-        slowest[name] = max(slowest.get(name, 0.0), t - sent[name])
+    delays = [arrived - changed for _, _, arrived, changed in all_deliveries]
+    slowest: dict[tuple[str, int], float] = {}
+    for name, state, arrived, changed in all_deliveries:
+        slowest[name, state] = max(slowest.get((name, state), 0.0), arrived - changed)
     worst = list(slowest.values())
-    missing = n_watchers * n_events - len(delays)
+    n_changes = n_events * burst
+    missing = n_watchers * n_changes - len(delays)
     print(f"notifier fan-out: {n_watchers} concurrent WatchPublishJobs watchers (half tenant-wide, half one agent),")
     print(
-        f"  {n_events} state events published on speako.events every {interval * 1000:.0f} ms; "
-        f"watchers in {processes} client processes, notifier in its own process"
+        f"  {n_events} publishes, one every {interval * 1000:.0f} ms, each {burst} state change(s) "
+        f"{gap * 1000:.0f} ms apart on speako.events; watchers in {processes} client processes, notifier in its own"
     )
-    print(f"  opening {n_watchers} streams took {opened_s:.1f} s")
-    print(f"  event published -> delivered, all deliveries: {Latency.of(delays)}")
+    print(f"  opening {n_watchers} streams took {opened_s:.1f} s; load average {os.getloadavg()[0]:.2f}")
+    print(f"  change (update_time) -> delivered, all deliveries: {Latency.of(delays)}")
     print(
-        f"  event published -> delivered to the slowest watcher: p50 {percentile(worst, 50) * 1000:.2f} ms, "
+        f"  change -> delivered to the slowest watcher: p50 {percentile(worst, 50) * 1000:.2f} ms, "
         f"p99 {percentile(worst, 99) * 1000:.2f} ms"
+    )
+    per_delivery = 1000 / max(1, len(delays))
+    print(
+        f"  CPU per delivery: notifier {server_cpu * per_delivery * 1000:.1f} us, "
+        f"clients {client_cpu * per_delivery * 1000:.1f} us (all {processes} processes)"
     )
     print(
         f"  notifier RSS: {base / 1024:.1f} MiB before watchers, {loaded / 1024:.1f} MiB with {n_watchers} idle "
-        f"watchers -> {(loaded - base) / n_watchers:.1f} KiB per watcher"
+        f"watchers -> {(loaded - base) / n_watchers:.1f} KiB per watcher; peak {peak / 1024:.1f} MiB"
     )
     print(f"  deliveries missing: {missing}; streams ended with an error: {len(errors)} {sorted(set(errors))}")
 
@@ -360,15 +397,17 @@ async def run(n_watchers: int, n_events: int, interval: float, processes: int) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--watchers", type=int, default=1000)
-    parser.add_argument("--events", type=int, default=20)
-    parser.add_argument("--interval", type=float, default=1.0, help="seconds between published events")
+    parser.add_argument("--events", type=int, default=20, help="publishes (jobs)")
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between publishes")
+    parser.add_argument("--burst", type=int, default=3, choices=[1, 2, 3], help="state changes per publish")
+    parser.add_argument("--gap", type=float, default=0.02, help="seconds between a publish's state changes")
     parser.add_argument("--processes", type=int, default=max(1, min(4, (os.cpu_count() or 2))), help="client processes")
     parser.add_argument("--intake-jobs", type=int, default=2000, help="publishes pre-loaded for the intake run")
     parser.add_argument("--intake-replicas", type=int, default=1)
     parser.add_argument("--only", choices=["fanout", "intake"], help="run one part only")
     args = parser.parse_args()
     if args.only != "intake":
-        asyncio.run(run(args.watchers, args.events, args.interval, args.processes))
+        asyncio.run(run(args.watchers, args.events, args.interval, args.processes, args.burst, args.gap))
     if args.only != "fanout":
         asyncio.run(intake(args.intake_jobs, args.intake_replicas))
 
