@@ -18,8 +18,10 @@ _PREFIX = "SPEAKO_PUBLISHER_"
 class PipelineOptions:
     """How hard and how long the publisher works on a job."""
 
-    # Jobs one process drives at once, and request deliveries it holds unacked.
-    workers: int = 16
+    # Jobs one process drives at once, and request deliveries it holds unacked. More workers than
+    # prefetched deliveries, so a delivery nearly always finds a free worker and is claimed in the
+    # statement that accepts it (a worker is a coroutine holding no connection between steps).
+    workers: int = 64
     prefetch: int = 32
     # A crashed replica's jobs are resumed by others this long after its last heartbeat.
     lease_s: float = 15.0
