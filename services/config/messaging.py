@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 from chassis import broker, outbox
-from services.config.store import ConfigQueries
 from speako.config.v1 import resources_pb2
 from speako.events.v1 import events_pb2
 
@@ -20,26 +19,22 @@ def _message_id(job_name: str, routing_key: str) -> str:
 
 
 class PublishEvents:
-    """Writes the messages announcing a submitted job into the caller's transaction."""
+    """The messages announcing a submitted job, written in the caller's transaction."""
 
-    async def job_submitted(self, queries: ConfigQueries, job: resources_pb2.PublishJob, content_sha256: str) -> None:
-        """Enqueue publish.requested (work for the publisher) and job.submitted (for watchers)."""
-        await outbox.enqueue_all(
-            queries.connection,
-            [
-                outbox.Outgoing.of(
-                    exchange=broker.PUBLISH_EXCHANGE,
-                    routing_key=broker.PUBLISH_REQUESTED,
-                    message=events_pb2.PublishRequested(job=job, content_sha256=content_sha256),
-                    message_id=_message_id(job.name, broker.PUBLISH_REQUESTED),
-                ),
-                outbox.Outgoing.of(
-                    exchange=broker.EVENTS_EXCHANGE,
-                    routing_key=JOB_SUBMITTED,
-                    message=events_pb2.JobStateChanged(
-                        job=job, sequence=SUBMITTED_SEQUENCE, event_time=job.create_time
-                    ),
-                    message_id=_message_id(job.name, JOB_SUBMITTED),
-                ),
-            ],
-        )
+    @staticmethod
+    def job_submitted_messages(job: resources_pb2.PublishJob, content_sha256: str) -> list[outbox.Outgoing]:
+        """publish.requested (work for the publisher) and job.submitted (for watchers)."""
+        return [
+            outbox.Outgoing.of(
+                exchange=broker.PUBLISH_EXCHANGE,
+                routing_key=broker.PUBLISH_REQUESTED,
+                message=events_pb2.PublishRequested(job=job, content_sha256=content_sha256),
+                message_id=_message_id(job.name, broker.PUBLISH_REQUESTED),
+            ),
+            outbox.Outgoing.of(
+                exchange=broker.EVENTS_EXCHANGE,
+                routing_key=JOB_SUBMITTED,
+                message=events_pb2.JobStateChanged(job=job, sequence=SUBMITTED_SEQUENCE, event_time=job.create_time),
+                message_id=_message_id(job.name, JOB_SUBMITTED),
+            ),
+        ]

@@ -167,9 +167,10 @@ class ConfigServicer(config_service_pb2_grpc.ConfigServiceServicer):
                             reason="REQUEST_ID_REUSED",
                         )
                     return response_type.FromString(earlier.response)
+                q.unsaved_request = (tenant, request_id)
             response = await work(q)
-            if request_id is not None:
-                await q.save_response(tenant, request_id, response.SerializeToString())
+            if q.unsaved_request is not None:  # the work did not store the response itself
+                await q.save_response(*q.unsaved_request, response.SerializeToString())
             return response
 
     @staticmethod
@@ -483,8 +484,8 @@ class ConfigServicer(config_service_pb2_grpc.ConfigServiceServicer):
                 create_time=now,
                 deadline=now + self._deadline,
                 job=job.SerializeToString(),
+                messages=self._events.job_submitted_messages(job, draft.content_sha256),
             )
-            await self._events.job_submitted(q, job, draft.content_sha256)
             return job
 
         return await self._idempotent(

@@ -16,6 +16,7 @@ from datetime import datetime
 
 import asyncpg
 
+from chassis import outbox
 from speako.config.v1 import resources_pb2
 
 
@@ -144,6 +145,9 @@ class ConfigQueries:
 
     def __init__(self, con: asyncpg.Connection) -> None:
         self.connection = con
+        # A claimed request_id whose response is not stored yet: a write that knows the response
+        # stores it in its own statement (and clears this); otherwise save_response does.
+        self.unsaved_request: tuple[str, uuid.UUID] | None = None
 
     # --- idempotency ----------------------------------------------------------------------------
 
@@ -376,11 +380,13 @@ class ConfigQueries:
         create_time: datetime,
         deadline: datetime,
         job: bytes,
+        messages: Sequence[outbox.Outgoing] = (),
     ) -> None:
-        """Record a submitted publish job."""
-        await self.connection.execute(
-            "INSERT INTO publish_requests (job_id, tenant, agent_id, version_number, requester, request_id, "
-            "trace_id, create_time, deadline, job) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        """Record a submitted publish job, its outbox messages and (when unsaved) the response.
+
+        One statement: the job bytes are the PublishDraft response an idempotent retry replays.
+        """
+        args: list[object] = [
             job_id,
             tenant,
             agent_id,
@@ -391,7 +397,25 @@ class ConfigQueries:
             create_time,
             deadline,
             job,
+        ]
+        sql = (
+            "WITH request AS (INSERT INTO publish_requests (job_id, tenant, agent_id, version_number, requester, "
+            "request_id, trace_id, create_time, deadline, job) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10))"
         )
+        if self.unsaved_request is not None:
+            args.extend(self.unsaved_request)
+            sql += (
+                ", saved AS (UPDATE idempotency SET response = $10 "
+                f"WHERE tenant = ${len(args) - 1} AND request_id = ${len(args)})"
+            )
+            self.unsaved_request = None
+        if not messages:
+            await self.connection.execute(sql + " SELECT 1", *args)
+            return
+        ids_sql = f"ann AS ({outbox.insert_sql(len(args) + 1, len(messages))})"
+        args.extend(p for m in messages for p in m.params())
+        rows = await self.connection.fetch(f"{sql}, {ids_sql} SELECT id{outbox.notify_sql('ann')} FROM ann", *args)
+        outbox.written([r["id"] for r in rows], list(messages))
 
 
 class ConfigStore:
