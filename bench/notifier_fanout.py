@@ -59,6 +59,7 @@ from speako.notifier.v1 import notifier_service_pb2_grpc
 TENANT = "bench"
 AGENT = f"tenants/{TENANT}/agents/desk"
 HEARTBEAT_S = 2.0
+IDLE_END_S = 5.0
 
 
 # ---- the notifier process -------------------------------------------------------------------
@@ -73,7 +74,12 @@ def serve(database_url: str, amqp_url: str, ready: mp.Queue) -> None:
 
     async def main() -> None:
         settings = replace(
-            Settings(), database_url=database_url, amqp_url=amqp_url, auth_secret=DEV_AUTH_SECRET, dev_mode=True
+            Settings(),
+            database_url=database_url,
+            amqp_url=amqp_url,
+            auth_secret=DEV_AUTH_SECRET,
+            dev_mode=True,
+            metrics_ports={},  # replicas would collide on the metrics port
         )
         # SPEAKO_NOTIFIER_* variables still apply (e.g. SPEAKO_NOTIFIER_CONSUMER_PREFETCH).
         options = replace(NotifierOptions.from_env(), heartbeat_s=HEARTBEAT_S, max_streams_per_tenant=100_000)
@@ -134,6 +140,7 @@ def watchers(port: int, count: int, expected: int, ready: mp.Queue, results: mp.
                 metadata=meta,
             )
             got = 0
+            last = 0.0
             first = True
             try:
                 async for update in stream:
@@ -143,7 +150,12 @@ def watchers(port: int, count: int, expected: int, ready: mp.Queue, results: mp.
                         if subscribed == count:
                             all_subscribed.set()
                     if update.heartbeat:
+                        # Nothing for a while after deliveries began: the run is over. (With replicas a
+                        # change applied after a later one of its job is stale and never delivered.)
+                        if got and time.monotonic() - last > IDLE_END_S:
+                            break
                         continue
+                    last = time.monotonic()
                     changed = update.job.update_time.seconds + update.job.update_time.nanos / 1e9
                     deliveries.append((update.job.name, update.job.state, time.time(), changed))
                     got += 1
@@ -318,24 +330,31 @@ async def intake(n_jobs: int, replicas: int) -> None:
     )
 
 
-async def run(n_watchers: int, n_events: int, interval: float, processes: int, burst: int, gap: float) -> None:
+async def run(
+    n_watchers: int, n_events: int, interval: float, processes: int, burst: int, gap: float, replicas: int = 1
+) -> None:
     ctx = mp.get_context("spawn")
     async with scratch("notifier") as s:
         server_ready: mp.Queue = ctx.Queue()
-        server = ctx.Process(target=serve, args=(s.database_url, s.amqp_url, server_ready), daemon=True)
-        server.start()
-        assert server.pid is not None
-        pid = server.pid
+        servers = [
+            ctx.Process(target=serve, args=(s.database_url, s.amqp_url, server_ready), daemon=True)
+            for _ in range(replicas)
+        ]
+        for server in servers:
+            server.start()
+        pids = [server.pid for server in servers if server.pid is not None]
+        pid = pids[0]  # memory figures are per process: the first replica's
         workers: list[Any] = []
         try:
-            port = await asyncio.to_thread(server_ready.get, True, 60)
+            ports = [await asyncio.to_thread(server_ready.get, True, 60) for _ in servers]
             await asyncio.sleep(1.0)
             base = rss_kib(pid)
             ready: mp.Queue = ctx.Queue()
             results: mp.Queue = ctx.Queue()
             per = [n_watchers // processes + (1 if i < n_watchers % processes else 0) for i in range(processes)]
             t_open = time.perf_counter()
-            for count in per:
+            for i, count in enumerate(per):
+                port = ports[i % len(ports)]  # client processes spread over the replicas
                 p = ctx.Process(target=watchers, args=(port, count, n_events * burst, ready, results), daemon=True)
                 p.start()
                 workers.append(p)
@@ -344,7 +363,7 @@ async def run(n_watchers: int, n_events: int, interval: float, processes: int, b
             opened_s = time.perf_counter() - t_open
             await asyncio.sleep(1.0)
             loaded = rss_kib(pid)
-            server_cpu0 = cpu_s(pid)
+            server_cpu0 = sum(cpu_s(p) for p in pids)
             await publish_events(s.amqp_url, n_events, interval, burst, gap)
             all_deliveries: list[tuple[str, int, float, float]] = []
             errors: list[str] = []
@@ -354,15 +373,16 @@ async def run(n_watchers: int, n_events: int, interval: float, processes: int, b
                 all_deliveries += d
                 errors += e
                 client_cpu += c
-            server_cpu = cpu_s(pid) - server_cpu0
+            server_cpu = sum(cpu_s(p) for p in pids) - server_cpu0
             peak = peak_rss_kib(pid)
         finally:
             for w in workers:
                 w.join(5)
                 if w.is_alive():
                     w.terminate()
-            server.terminate()
-            server.join(10)
+            for server in servers:
+                server.terminate()
+                server.join(10)
 
     delays = [arrived - changed for _, _, arrived, changed in all_deliveries]
     slowest: dict[tuple[str, int], float] = {}
@@ -374,7 +394,8 @@ async def run(n_watchers: int, n_events: int, interval: float, processes: int, b
     print(f"notifier fan-out: {n_watchers} concurrent WatchPublishJobs watchers (half tenant-wide, half one agent),")
     print(
         f"  {n_events} publishes, one every {interval * 1000:.0f} ms, each {burst} state change(s) "
-        f"{gap * 1000:.0f} ms apart on speako.events; watchers in {processes} client processes, notifier in its own"
+        f"{gap * 1000:.0f} ms apart on speako.events; watchers in {processes} client processes, "
+        f"{replicas} notifier process(es)"
     )
     print(f"  opening {n_watchers} streams took {opened_s:.1f} s; load average {os.getloadavg()[0]:.2f}")
     print(f"  change (update_time) -> delivered, all deliveries: {Latency.of(delays)}")
@@ -402,12 +423,13 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=3, choices=[1, 2, 3], help="state changes per publish")
     parser.add_argument("--gap", type=float, default=0.02, help="seconds between a publish's state changes")
     parser.add_argument("--processes", type=int, default=max(1, min(4, (os.cpu_count() or 2))), help="client processes")
+    parser.add_argument("--replicas", type=int, default=1, help="notifier processes sharing the watchers")
     parser.add_argument("--intake-jobs", type=int, default=2000, help="publishes pre-loaded for the intake run")
     parser.add_argument("--intake-replicas", type=int, default=1)
     parser.add_argument("--only", choices=["fanout", "intake"], help="run one part only")
     args = parser.parse_args()
     if args.only != "intake":
-        asyncio.run(run(args.watchers, args.events, args.interval, args.processes, args.burst, args.gap))
+        asyncio.run(run(args.watchers, args.events, args.interval, args.processes, args.burst, args.gap, args.replicas))
     if args.only != "fanout":
         asyncio.run(intake(args.intake_jobs, args.intake_replicas))
 
