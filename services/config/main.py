@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chassis import broker, database, memory, outbox
+from chassis import broker, database, outbox
 from chassis.server import GrpcApp
 from chassis.settings import Settings
 from services.config.messaging import PublishEvents
@@ -20,8 +20,6 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 async def create_app(settings: Settings, listen_addr: str | None = None) -> GrpcApp:
     """Build the config app: migrations, pool, broker topology, servicer and the outbox relay."""
-    # Configs can be megabytes: their transient copies must not stay resident (see chassis.memory).
-    memory.release_large_buffers()
     await database.migrate(settings.database_url, SCHEMA, [outbox.MIGRATIONS_DIR, MIGRATIONS_DIR])
     pool = await database.create_pool(settings.database_url, SCHEMA, min_size=2, max_size=10, name=SERVICE_NAME)
     try:

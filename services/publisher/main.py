@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chassis import broker, clients, database, memory, outbox
+from chassis import broker, clients, database, outbox
 from chassis.server import GrpcApp
 from chassis.settings import Settings
 from services.publisher.clients import GrpcRuntime, GrpcVersionSource
@@ -24,8 +24,6 @@ async def create_app(
 ) -> GrpcApp:
     """Build the publisher app: migrations, pool, broker, consumer, pipeline and relay."""
     options = options or PipelineOptions.from_env()
-    # Versions and bundles can be megabytes: their transient copies must not stay resident.
-    memory.release_large_buffers()
     await database.migrate(settings.database_url, SCHEMA, [outbox.MIGRATIONS_DIR, MIGRATIONS_DIR])
     # Workers, heartbeats, the consumer, the sweeper and the relay each hold a connection briefly.
     pool = await database.create_pool(
