@@ -218,15 +218,23 @@ class ConfigServicer(config_service_pb2_grpc.ConfigServiceServicer):
         return agent
 
     @staticmethod
-    async def _draft_or_404(
-        q: ConfigQueries, name: DraftName, *, for_update: bool = False, with_config: bool = True
-    ) -> DraftRecord:
-        draft = await q.get_draft(name.tenant, name.agent, for_update=for_update, with_config=with_config)
+    async def _draft_or_404(q: ConfigQueries, name: DraftName, *, for_update: bool = False) -> DraftRecord:
+        draft = await q.get_draft(name.tenant, name.agent, for_update=for_update)
         if draft is None:
             raise errors.NotFound(
                 f"agent {name.agent_name} does not exist", resource_name=str(name), resource_type="Draft"
             )
         return draft
+
+    @staticmethod
+    async def _lock_draft_or_404(
+        q: ConfigQueries, name: DraftName, *, with_config: bool = True
+    ) -> tuple[AgentRecord, DraftRecord]:
+        found = await q.lock_draft(name.tenant, name.agent, with_config=with_config)
+        if found is None:
+            agent = name.agent_name
+            raise errors.NotFound(f"agent {agent} does not exist", resource_name=str(agent), resource_type="Agent")
+        return found
 
     @staticmethod
     async def _version_or_404(q: ConfigQueries, name: VersionName) -> VersionRecord:
@@ -372,8 +380,7 @@ class ConfigServicer(config_service_pb2_grpc.ConfigServiceServicer):
             # A whole-config replace needs neither the current config's bytes nor its parse (it
             # can be megabytes); apply_update_mask returns a fresh message, normalised in place.
             whole = not paths or paths == ["*"]
-            agent = await self._agent_or_404(q, name.agent_name)
-            current = await self._draft_or_404(q, name, for_update=True, with_config=not whole)
+            agent, current = await self._lock_draft_or_404(q, name, with_config=not whole)
             self._check_etag(etag, current, name)
             # Set-but-empty sections are dropped so they never make 'identical' content differ.
             base = resources_pb2.AgentConfig() if whole else current.config()
@@ -560,8 +567,7 @@ class ConfigServicer(config_service_pb2_grpc.ConfigServiceServicer):
         etag = request.etag
 
         async def work(q: ConfigQueries) -> resources_pb2.Draft:
-            agent = await self._agent_or_404(q, name.agent_name)
-            current = await self._draft_or_404(q, draft_name, for_update=True)
+            agent, current = await self._lock_draft_or_404(q, draft_name, with_config=False)
             self._check_etag(etag, current, draft_name)
             version = await self._version_or_404(q, name)
             return self._draft_proto(agent, await self._write_draft(q, current, version.config()))

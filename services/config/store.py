@@ -232,19 +232,37 @@ class ConfigQueries:
 
     # --- drafts ---------------------------------------------------------------------------------
 
-    async def get_draft(
-        self, tenant: str, agent_id: str, *, for_update: bool = False, with_config: bool = True
-    ) -> DraftRecord | None:
-        """The draft of an agent; with for_update, lock it for a read-modify-write.
-
-        Without with_config its config_bytes are empty (for a writer replacing the whole config).
-        """
+    async def get_draft(self, tenant: str, agent_id: str, *, for_update: bool = False) -> DraftRecord | None:
+        """The draft of an agent; with for_update, lock it for a read-modify-write."""
         lock = " FOR UPDATE" if for_update else ""
-        columns = _DRAFT_COLUMNS if with_config else _DRAFT_COLUMNS.replace("config,", "''::bytea AS config,")
         row = await self.connection.fetchrow(
-            f"SELECT {columns} FROM drafts WHERE tenant = $1 AND agent_id = $2{lock}", tenant, agent_id
+            f"SELECT {_DRAFT_COLUMNS} FROM drafts WHERE tenant = $1 AND agent_id = $2{lock}", tenant, agent_id
         )
         return _draft(row) if row else None
+
+    async def lock_draft(
+        self, tenant: str, agent_id: str, *, with_config: bool = True
+    ) -> tuple[AgentRecord, DraftRecord] | None:
+        """An agent and its draft, the draft locked for a read-modify-write, in one round trip.
+
+        Without with_config the draft's config_bytes are empty (for a whole-config replace).
+        """
+        config = "d.config" if with_config else "''::bytea"
+        row = await self.connection.fetchrow(
+            "SELECT a.tenant, a.agent_id, a.display_name, a.create_time, a.update_time, a.latest_version_number, "
+            f"a.latest_content_sha256, {config} AS config, d.content_sha256, d.revision, "
+            "d.update_time AS draft_update_time "
+            "FROM agents a JOIN drafts d ON d.tenant = a.tenant AND d.agent_id = a.agent_id "
+            "WHERE a.tenant = $1 AND a.agent_id = $2 FOR UPDATE OF d",
+            tenant,
+            agent_id,
+        )
+        if row is None:
+            return None
+        draft = DraftRecord(
+            tenant, agent_id, bytes(row["config"]), row["content_sha256"], row["revision"], row["draft_update_time"]
+        )
+        return _agent(row), draft
 
     async def write_draft(
         self,
