@@ -283,17 +283,20 @@ async def intake(n_jobs: int, replicas: int) -> None:
         servers = []
         con = None
         try:
+            ready: mp.Queue = ctx.Queue()  # kept referenced until the children have read it
             for _ in range(replicas):
-                q: mp.Queue = ctx.Queue()
-                p = ctx.Process(target=serve, args=(s.database_url, s.amqp_url, q), daemon=True)
+                p = ctx.Process(target=serve, args=(s.database_url, s.amqp_url, ready), daemon=True)
                 p.start()
                 servers.append(p)
             con = await asyncpg.connect(s.database_url)
-            position, t_first, cpu0 = 0, 0.0, 0.0
+            position, terminal, t_first, cpu0 = 0, 0, 0.0, 0.0
             give_up = time.perf_counter() + 300
-            while position < expected and time.perf_counter() < give_up:
+            # Done when every job is terminal. (With replicas, a job's change applied after a later
+            # one is stale: fewer feed entries than expected, and states never go backwards.)
+            while terminal < n_jobs and time.perf_counter() < give_up:
                 try:
                     position = await con.fetchval("SELECT last_position FROM notifier.feed_state") or 0
+                    terminal = await con.fetchval("SELECT count(*) FROM notifier.jobs WHERE state IN (3, 4, 5)")
                 except asyncpg.UndefinedTableError:
                     position = 0
                 if position and not t_first:
