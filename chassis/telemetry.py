@@ -21,6 +21,8 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import SpanKind
 
 _providers: dict[str, TracerProvider] = {}
+# One tracer per service: getting one from the provider costs a lookup and a new object per call.
+_tracers: dict[str, trace.Tracer] = {}
 # The sampler of providers whose spans nothing would read: no root span is sampled.
 _NO_ROOTS = ParentBased(ALWAYS_OFF)
 # Extra processors (tests, benchmarks) attached to every provider, present and future.
@@ -82,7 +84,10 @@ def samples_no_roots(provider: TracerProvider) -> bool:
 
 def tracer(service_name: str) -> trace.Tracer:
     """A tracer that records spans under ``service_name``."""
-    return tracer_provider(service_name).get_tracer("speako")
+    found = _tracers.get(service_name)
+    if found is None:
+        found = _tracers[service_name] = tracer_provider(service_name).get_tracer("speako")
+    return found
 
 
 def add_span_processor(processor: SpanProcessor) -> None:
