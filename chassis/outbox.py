@@ -20,7 +20,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -77,7 +77,7 @@ class Outgoing:
 
 
 def insert_sql(first: int, count: int = 1) -> str:
-    """``INSERT INTO outbox ... RETURNING id`` for ``count`` rows taking $first... (6 per row).
+    """``INSERT INTO outbox ... RETURNING id, message_id`` for ``count`` rows taking $first... (6 per row).
 
     For writers folding their outbox rows into a larger statement (a CTE); report the ids with
     ``written`` so a relay in ``after_commit`` publishes them.
@@ -88,7 +88,7 @@ def insert_sql(first: int, count: int = 1) -> str:
     )
     return (
         "INSERT INTO outbox (message_id, exchange, routing_key, message_type, body, headers) "
-        f"VALUES {rows} RETURNING id"
+        f"VALUES {rows} RETURNING id, message_id"
     )
 
 
@@ -136,13 +136,18 @@ def handing_over() -> bool:
     return _HANDOVER.get() is not None
 
 
-def written(ids: list[int], messages: list[Outgoing]) -> None:
-    """Report rows a caller inserted itself (with ``insert_sql``) inside the current transaction."""
+def written(rows: Iterable[tuple[int, uuid.UUID | str]], messages: list[Outgoing]) -> None:
+    """Report rows a caller inserted itself (with ``insert_sql``): (id, message_id) pairs.
+
+    Paired by message_id, not by position: PostgreSQL does not promise RETURNING's order.
+    """
     handover = _HANDOVER.get()
     if handover is not None:
         created = datetime.now(UTC)
-        handover.rows.extend(_Handed(i, m, created) for i, m in zip(ids, messages, strict=True))
-        handover.in_hand.update(ids)
+        ids = {uuid.UUID(str(message_id)): row_id for row_id, message_id in rows}
+        handed = [_Handed(ids[uuid.UUID(m.message_id)], m, created) for m in messages]
+        handover.rows.extend(handed)
+        handover.in_hand.update(h.id for h in handed)
 
 
 async def enqueue_all(con: asyncpg.Connection, messages: list[Outgoing]) -> None:
@@ -151,8 +156,8 @@ async def enqueue_all(con: asyncpg.Connection, messages: list[Outgoing]) -> None
         return
     params = [p for m in messages for p in m.params()]
     if handing_over():
-        ids = [r["id"] for r in await con.fetch(insert_sql(1, len(messages)), *params)]
-        written(ids, messages)
+        rows = await con.fetch(insert_sql(1, len(messages)), *params)
+        written([(r["id"], r["message_id"]) for r in rows], messages)
         return
     # One statement (one round trip): the rows, and a NOTIFY delivered at commit that wakes the
     # relay without waiting for its poll.
@@ -233,6 +238,8 @@ class OutboxRelay:
         Enter this before the transaction and leave it after the commit (``async with
         relay.after_commit(), pool.acquire() as con, con.transaction():``). Rows of a transaction
         that rolled back are never published (the exception skips the hand-over).
+        Never swallow a database error inside the block: asyncpg would still send COMMIT, which
+        PostgreSQL turns into a rollback, and rows that never existed would be handed over.
         """
         handover = _Handover(self._in_hand)
         token = _HANDOVER.set(handover)

@@ -432,8 +432,10 @@ class ConfigQueries:
             return
         ids_sql = f"ann AS ({outbox.insert_sql(len(args) + 1, len(messages))})"
         args.extend(p for m in messages for p in m.params())
-        rows = await self.connection.fetch(f"{sql}, {ids_sql} SELECT id{outbox.notify_sql('ann')} FROM ann", *args)
-        outbox.written([r["id"] for r in rows], list(messages))
+        rows = await self.connection.fetch(
+            f"{sql}, {ids_sql} SELECT id, message_id{outbox.notify_sql('ann')} FROM ann", *args
+        )
+        outbox.written([(r["id"], r["message_id"]) for r in rows], list(messages))
 
 
 class ConfigStore:

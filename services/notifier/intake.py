@@ -107,7 +107,14 @@ class BatchWriter:
             while self._pending:
                 n = min(len(self._pending), self._max_batch)
                 batch = [self._pending.popleft() for _ in range(n)]
-                await self._write(batch)
+                try:
+                    await self._write(batch)
+                except Exception as exc:
+                    # The one writer must outlive any bug in a batch: its deliveries are nacked
+                    # (redelivered) and the next batch goes on.
+                    log.exception("intake batch of %d failed unexpectedly", len(batch))
+                    for _, future in batch:
+                        _fail(future, exc)
             self._idle.set()
 
     async def _write(self, batch: list[_Item]) -> None:

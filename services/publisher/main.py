@@ -65,6 +65,7 @@ async def create_app(
         clock=utcnow,
         service_name=SERVICE_NAME,
         observe_lag=app.metrics.consumer_lag.labels(broker.PUBLISH_REQUESTS_QUEUE).observe,
+        on_job_finished=pipeline.metrics.finished,
         slots=pipeline,
     )
 

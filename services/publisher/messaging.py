@@ -19,7 +19,7 @@ import aio_pika.abc
 
 from chassis import broker, telemetry
 from services.publisher import codec
-from services.publisher.domain import ErrorReason, JobState, iso_utc, timeout_error
+from services.publisher.domain import ErrorReason, Job, JobState, iso_utc, timeout_error
 from services.publisher.options import PipelineOptions
 from services.publisher.store import Claim, JobStore
 from speako.events.v1 import events_pb2
@@ -66,10 +66,13 @@ class PublishRequestConsumer:
         service_name: str = "speako-publisher",
         observe_lag: Callable[[float], None] | None = None,
         slots: WorkerSlots | None = None,
+        on_job_finished: Callable[[Job], None] | None = None,
     ) -> None:
         self._slots = slots
         self._connection = connection
         self._observe_lag = observe_lag
+        # Jobs failed at intake (consumed too late, unreadable) end here, not in the pipeline.
+        self._on_job_finished = on_job_finished or (lambda _job: None)
         self._store = store
         self._prefetch = prefetch
         self._default_deadline_s = default_deadline_s
@@ -173,6 +176,7 @@ class PublishRequestConsumer:
             if not inserted:
                 return Accepted.KNOWN
             if row.state is JobState.FAILED:
+                self._on_job_finished(row)
                 return Accepted.TIMED_OUT
             if owner is not None:
                 adopted = Claim(row, trace_context)
@@ -218,7 +222,10 @@ class PublishRequestConsumer:
             now = self._clock()
             job = codec.unreadable_job(incoming.body, job_name, now, self._default_deadline_s)
             failed = job.fail(ErrorReason.INTERNAL, f"unusable publish request: {reason}", now)
-            return await self._store.insert(con, failed)
+            inserted = await self._store.insert(con, failed)
+        if inserted:
+            self._on_job_finished(failed)
+        return inserted
 
     async def _with_database(self, operation: Callable[[], Awaitable[T]]) -> T | None:
         """Run a database step, waiting out outages (a delivery is held, never dead-lettered for it)."""

@@ -15,6 +15,7 @@ deploy is started after a job could have been reported TIMEOUT.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -136,6 +137,8 @@ class Pipeline:
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         # Worker slots promised to the consumer for jobs it claims as it accepts them.
         self._reserved = 0
+        self._none_reserved = asyncio.Event()
+        self._none_reserved.set()
         # Whether unleased jobs may be waiting (a request accepted without a slot): only then does
         # a finished job trigger a claim query; otherwise the poll finds expired leases.
         self._backlog = True
@@ -152,16 +155,22 @@ class Pipeline:
         if self._stopping or len(self._in_flight) + self._reserved >= self.options.workers:
             return False
         self._reserved += 1
+        self._none_reserved.clear()
         return True
 
     def unreserve(self) -> None:
         """Give back a slot from ``reserve`` that no job took."""
-        self._reserved -= 1
+        self._release_slot()
 
     def adopt(self, claim: Claim) -> None:
         """Work a job the caller committed leased to this owner, in a slot from ``reserve``."""
-        self._reserved -= 1
+        self._release_slot()
         self._start(claim)
+
+    def _release_slot(self) -> None:
+        self._reserved -= 1
+        if not self._reserved:
+            self._none_reserved.set()
 
     @property
     def in_flight(self) -> int:
@@ -243,6 +252,10 @@ class Pipeline:
         """Stop claiming, let in-flight jobs finish within grace_s, hand the rest back."""
         self._stopping = True
         self._wake.set()
+        # An intake still holding a reserved slot may yet commit a job leased to us: wait for it
+        # (within the grace), so that job is drained or handed back like the others.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._none_reserved.wait(), grace_s)
         pending: set[asyncio.Task[None]] = set(self._in_flight.values())
         if pending:
             _, pending = await asyncio.wait(pending, timeout=grace_s)

@@ -159,7 +159,7 @@ class JobStore:
         )
         assert row is not None
         if event is not None and row["outbox_id"] is not None:
-            outbox.written([row["outbox_id"]], [event])
+            outbox.written([(row["outbox_id"], event.message_id)], [event])
         return bool(row["seen"]), bool(row["added"])
 
     @staticmethod
@@ -235,7 +235,7 @@ class JobStore:
         )
         if row is None or row["outbox_id"] is None:
             return False
-        outbox.written([row["outbox_id"]], [event])
+        outbox.written([(row["outbox_id"], event.message_id)], [event])
         return True
 
     async def _announce(self, con: asyncpg.Connection, job: Job) -> None:

@@ -95,7 +95,9 @@ async def test_publisher_sigkill_during_deploys_then_restart_finishes_every_job(
     fakes: tuple[FakeConfig, FakeRuntime, Harness], tmp_path: Path
 ) -> None:
     config, runtime, harness = fakes
-    # Long enough that deploys seen in progress are still in progress when the kill lands.
+    # Two deploys finish quickly (the sign that work is under way); the rest take long enough that
+    # they are still in progress when the kill lands, however fast the jobs were claimed.
+    runtime.script = [Outcome(delay_s=0.05), Outcome(delay_s=0.05)]
     runtime.default = Outcome(delay_s=1.0)
     requests = [make_request(config.add(make_version(1, agent=f"tenants/acme/agents/agent-{i}"))) for i in range(12)]
     for request in requests:

@@ -167,11 +167,14 @@ async def test_publisher_slow_runtime_times_out_and_never_deploys_after(world: W
 async def test_publisher_request_consumed_after_its_deadline_fails_without_work(world: World) -> None:
     version = world.config.add(make_version(1))
     request = make_request(version, deadline_s=-1)
-    await world.start_publisher()
+    app = await world.start_publisher()
     await world.harness.publish(request)
 
     row = await world.harness.wait_terminal(request.job.name)
     assert (row.state, row.error_reason, row.attempts, row.sequence) == ("FAILED", "TIMEOUT", 0, 2)
+    # Failed at intake, not by the pipeline, and still counted among the jobs' outcomes.
+    outcome = {"state": "FAILED", "reason": "TIMEOUT"}
+    assert app.metrics.registry.get_sample_value("speako_publish_jobs_total", outcome) == 1
     [failed] = await world.harness.wait_events(request.job.name, 1)
     assert failed.sequence == 2 and failed.job.error.reason == config_pb2.PublishError.REASON_TIMEOUT
     assert world.config.calls == [] and world.runtime.calls == []
