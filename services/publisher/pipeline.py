@@ -80,6 +80,8 @@ class _Run:
 
     job: Job
     last_error: str = ""
+    # Retrying stopped because no further attempt fits before the deadline: the job times out.
+    out_of_time: bool = False
 
 
 class _StopWhen:
@@ -96,7 +98,10 @@ class _StopWhen:
     def __call__(self, state: RetryCallState) -> bool:
         if self._attempts(state) >= self._options.max_attempts:
             return True
-        return not fits_before(self._run.job.deadline, self._clock(), state.upcoming_sleep, self._options.min_attempt_s)
+        if fits_before(self._run.job.deadline, self._clock(), state.upcoming_sleep, self._options.min_attempt_s):
+            return False
+        self._run.out_of_time = True
+        return True
 
 
 def _attributes(job: Job) -> dict[str, str]:
@@ -358,8 +363,9 @@ class Pipeline:
     def _after_remote_error(self, run: _Run, exc: RemoteError, outcome: Outcome) -> Job:
         now = self._clock()
         if outcome.verdict is Verdict.RETRY:
-            # Retries ran out: at the deadline that is a timeout, before it the dependency is down.
-            if run.job.overdue(now):
+            # The deadline ended the retries (it passed, or no attempt fits before it): TIMEOUT.
+            # The attempt budget ran out first: the dependency is down, DEPLOY_UNAVAILABLE.
+            if run.job.overdue(now) or run.out_of_time:
                 return self._timed_out(run)
             if run.job.attempts == 0:
                 error = JobError(

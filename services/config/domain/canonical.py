@@ -31,4 +31,9 @@ def canonical_bytes(config: resources_pb2.AgentConfig) -> bytes:
 
 def content_sha256(config: resources_pb2.AgentConfig) -> str:
     """Return the hex sha256 of the canonical serialisation."""
-    return hashlib.sha256(canonical_bytes(config)).hexdigest()
+    return canonical_sha256(canonical_bytes(config))
+
+
+def canonical_sha256(canonical: bytes) -> str:
+    """The hex sha256 of bytes from ``canonical_bytes`` (for callers that keep the bytes too)."""
+    return hashlib.sha256(canonical).hexdigest()
