@@ -8,7 +8,8 @@ from pathlib import Path
 import aio_pika.abc
 from prometheus_client.core import Metric
 
-from chassis import broker, database, metrics, outbox
+from chassis import database, metrics, outbox
+from chassis.backends import open_backends
 from chassis.server import GrpcApp
 from chassis.settings import Settings
 from services.activation.calls import CallRecorder
@@ -42,19 +43,14 @@ async def create_app(
         listen_addr=listen_addr or settings.activation_addr,
         policy=POLICY,
     )
-    await database.migrate(settings.database_url, SCHEMA, [outbox.MIGRATIONS_DIR, MIGRATIONS_DIR])
-    pool = await database.create_pool(
-        settings.database_url, SCHEMA, min_size=min(2, pool_max_size), max_size=pool_max_size, name=SERVICE_NAME
+    pool, connection = await open_backends(
+        settings,
+        service_name=SERVICE_NAME,
+        schema=SCHEMA,
+        migrations=[outbox.MIGRATIONS_DIR, MIGRATIONS_DIR],
+        pool_max_size=pool_max_size,
     )
     try:
-        connection = await broker.connect(settings.amqp_url, SERVICE_NAME)
-    except BaseException:
-        await pool.close()
-        raise
-    try:
-        async with connection.channel() as channel:
-            await broker.declare_topology(channel)
-
         store = ActivationStore(pool)
         table = RoutingTable()
         sync = RoutingSync(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chassis import broker, database, outbox
+from chassis import outbox
+from chassis.backends import open_backends
 from chassis.server import GrpcApp
 from chassis.settings import Settings
 from services.config.messaging import PublishEvents
@@ -20,21 +21,10 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 async def create_app(settings: Settings, listen_addr: str | None = None) -> GrpcApp:
     """Build the config app: migrations, pool, broker topology, servicer and the outbox relay."""
-    await database.migrate(settings.database_url, SCHEMA, [outbox.MIGRATIONS_DIR, MIGRATIONS_DIR])
-    pool = await database.create_pool(settings.database_url, SCHEMA, min_size=2, max_size=10, name=SERVICE_NAME)
-    try:
-        connection = await broker.connect(settings.amqp_url, SERVICE_NAME)
-    except BaseException:
-        await pool.close()
-        raise
-    try:
-        # The relay publishes with mandatory=True: the exchanges and the publisher's queue must exist.
-        async with connection.channel() as channel:
-            await broker.declare_topology(channel)
-    except BaseException:
-        await connection.close()
-        await pool.close()
-        raise
+    # The relay publishes with mandatory=True: the topology open_backends declares must exist.
+    pool, connection = await open_backends(
+        settings, service_name=SERVICE_NAME, schema=SCHEMA, migrations=[outbox.MIGRATIONS_DIR, MIGRATIONS_DIR]
+    )
 
     relay = outbox.OutboxRelay(
         pool, connection, database_url=settings.database_url, schema=SCHEMA, service_name=SERVICE_NAME

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from chassis import broker, database
+from chassis.backends import open_backends
 from chassis.server import GrpcApp
 from chassis.settings import Settings, tunables_from_env
 from services.notifier.domain.hub import FanoutHub
@@ -72,13 +73,9 @@ async def create_app(
         listen_addr=listen_addr or settings.notifier_addr,
         policy=POLICY,
     )
-    await database.migrate(settings.database_url, SCHEMA, [MIGRATIONS_DIR])
-    pool = await database.create_pool(settings.database_url, SCHEMA, min_size=2, max_size=10, name=SERVICE_NAME)
-    try:
-        connection = await broker.connect(settings.amqp_url, SERVICE_NAME)
-    except BaseException:
-        await pool.close()
-        raise
+    pool, connection = await open_backends(
+        settings, service_name=SERVICE_NAME, schema=SCHEMA, migrations=[MIGRATIONS_DIR]
+    )
     try:
         store = NotifierStore(pool)
         hub = FanoutHub(options.subscriber_buffer)

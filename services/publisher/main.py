@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chassis import broker, clients, database, outbox
+from chassis import broker, clients, outbox
+from chassis.backends import open_backends
 from chassis.server import GrpcApp
 from chassis.settings import Settings
 from services.publisher.clients import GrpcRuntime, GrpcVersionSource
@@ -24,16 +25,14 @@ async def create_app(
 ) -> GrpcApp:
     """Build the publisher app: migrations, pool, broker, consumer, pipeline and relay."""
     options = options or PipelineOptions.from_env()
-    await database.migrate(settings.database_url, SCHEMA, [outbox.MIGRATIONS_DIR, MIGRATIONS_DIR])
     # Workers, heartbeats, the consumer, the sweeper and the relay each hold a connection briefly.
-    pool = await database.create_pool(
-        settings.database_url, SCHEMA, min_size=2, max_size=options.db_pool_size, name=SERVICE_NAME
+    pool, connection = await open_backends(
+        settings,
+        service_name=SERVICE_NAME,
+        schema=SCHEMA,
+        migrations=[outbox.MIGRATIONS_DIR, MIGRATIONS_DIR],
+        pool_max_size=options.db_pool_size,
     )
-    try:
-        connection = await broker.connect(settings.amqp_url, SERVICE_NAME)
-    except BaseException:
-        await pool.close()
-        raise
 
     relay = outbox.OutboxRelay(
         pool, connection, database_url=settings.database_url, schema=SCHEMA, service_name=SERVICE_NAME
