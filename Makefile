@@ -50,6 +50,8 @@ format: $(STAMP)
 
 ## Benchmarks (bench/): prints the figures and writes docs/PERFORMANCE.md (about 8 minutes).
 bench: $(STAMP) servers
+	@# h2load (nghttp2, in C) drives the closed-loop RouteCall and echo runs; see bench/h2load.py.
+	command -v h2load >/dev/null || apt-get install -y nghttp2-client || (apt-get update && apt-get install -y nghttp2-client)
 	$(PY) -m bench
 
 clean:

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from bench import floors as floors_mod
+from bench import h2load, report
 from bench import platform_bench as pb
-from bench import report
 from bench.common import machine, postgres_version, scratch
 from bench.tracing_sink import otlp_sink
 
@@ -52,6 +52,8 @@ async def run_service_benches(timeout_s: float) -> dict[str, str]:
 
 
 async def main(args: argparse.Namespace) -> None:
+    if not h2load.available():
+        raise SystemExit("h2load not found: apt-get install nghttp2-client (make bench installs it)")
     started = time.monotonic()
     q = args.quick
     facts = machine()
@@ -64,7 +66,7 @@ async def main(args: argparse.Namespace) -> None:
         r.floors = await floors_mod.measure(s)
         async with floors_mod.echo_server() as addr:
             r.echo_multi = await pb.echo_best(addr)
-        print(f"  grpc.aio echo throughput (2 client processes x 32 callers): {r.echo_multi}")
+        print(f"  grpc.aio echo throughput (h2load, 2 connections x 32 streams): {r.echo_multi}")
 
     print("\n== Platform (default telemetry: spans created, no exporter)")
     async with scratch("main") as s, pb.running(s, "main") as (plat, client):
@@ -85,9 +87,9 @@ async def main(args: argparse.Namespace) -> None:
             client, 3 if q else 8, knowledge_bytes=5 << 20, agent_id="big-knowledge"
         )
         print(f"  5 MB knowledge base publish-to-live: {r.big}")
-        r.routecall = await pb.route_calls(client, plat.addr("activation"))
+        r.routecall = await pb.route_calls(client, plat.addr("activation"), s.database_url)
         print(f"  RouteCall sequential: {r.routecall.sequential}")
-        print(f"  RouteCall max (2 client processes x 32 callers): {r.routecall.best}")
+        print(f"  RouteCall max (h2load, 2 connections x 32 streams): {r.routecall.best}")
         print(f"  RouteCall at 500/s: {r.routecall.at_500}")
         r.fanout = await pb.fanout(client, plat.addr("notifier"), 1000, 5 if q else 15)
         print(
@@ -112,7 +114,7 @@ async def main(args: argparse.Namespace) -> None:
     n = 30 if q else 100
     async with scratch("trace-off") as s, pb.running(s, "tracing-off", OTEL_SDK_DISABLED="true") as (plat, client):
         lat, _, _ = await pb.publish_latency(client, n)
-        rc = await pb.route_calls(client, plat.addr("activation"))
+        rc = await pb.route_calls(client, plat.addr("activation"), s.database_url)
         r.tracing["off"] = (lat, rc)
         print(f"  off (OTEL_SDK_DISABLED): publish {lat}; RouteCall max {rc.best.rate:,.0f}/s, seq {rc.sequential}")
     async with otlp_sink() as (endpoint, spans):
@@ -129,7 +131,7 @@ async def main(args: argparse.Namespace) -> None:
             ) as (plat, client),
         ):
             lat, _, _ = await pb.publish_latency(client, n)
-            rc = await pb.route_calls(client, plat.addr("activation"))
+            rc = await pb.route_calls(client, plat.addr("activation"), s.database_url)
             r.tracing["on"] = (lat, rc)
             print(
                 f"  on (always_on, OTLP to a local sink): publish {lat}; RouteCall max {rc.best.rate:,.0f}/s, "

@@ -4,11 +4,14 @@
 activation service (real PostgreSQL and RabbitMQ, a scratch database and vhost) and the echo
 server of bench/echo_server.py, then measures each the same way:
 
-- open loop at 500 calls/s (latency from each call's scheduled start: p50/p99);
-- closed loop (client worker processes of bench/worker.py): the most calls/s.
+- open loop at 500 calls/s from a grpc.aio client (latency from each call's scheduled start);
+- closed loop driven by h2load (bench/h2load.py, a load generator in C): the most calls/s the
+  server gives when the client does not take half the machine's CPU;
+- the same closed loop from grpc.aio client processes (bench/worker.py), for comparison.
 
 Every routed call is pinned durably (group commit) before RouteCall answers; the count of calls
-in the database is checked against the calls answered. Targets on a 2-core machine: >= 2,000
+in the database is checked against the calls answered (h2load sees HTTP statuses only, so an
+answer without a pinned call is counted as an error). Targets on a 2-core machine: >= 2,000
 routed calls/s, p99 < 10 ms at 500/s.
 """
 
@@ -21,6 +24,7 @@ import os
 import signal
 import sys
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 import aio_pika
@@ -28,10 +32,13 @@ import aio_pika.abc
 import asyncpg
 import grpc.aio
 
+from bench import h2load
 from bench.common import Latency, bearer, now, scratch, token
 from bench.echo_server import METHOD
 from bench.load import Throughput, open_loop
+from bench.worker import ROUTE_CALL
 from chassis import broker
+from chassis.server import freeze_startup_heap
 from chassis.settings import DEV_AUTH_SECRET, Settings
 from services.config.domain.canonical import content_sha256
 from speako.activation.v1 import activation_service_pb2 as act
@@ -89,6 +96,7 @@ async def serve_activation(database_url: str, amqp_url: str) -> None:
     act_grpc.add_ActivationServiceServicer_to_server(ActivationServicer(app.activation), bare)  # type: ignore[attr-defined]
     bare_port = bare.add_insecure_port("127.0.0.1:0")
     await bare.start()
+    freeze_startup_heap()  # as chassis.server.run_apps does for every service
     print(f"READY {port} {bare_port}", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     await bare.stop(1.0)
@@ -174,6 +182,30 @@ async def _closed_loop(addr: str, kind: str, server_pid: int) -> ClosedLoop:
     )
 
 
+async def _h2_closed_loop(
+    addr: str,
+    method: str,
+    message: bytes,
+    server_pid: int,
+    metadata: list[tuple[str, str]] | None = None,
+    pinned: Callable[[], Awaitable[int]] | None = None,
+) -> ClosedLoop:
+    """h2load at full speed; with ``pinned``, answers without a pinned call count as errors."""
+    cpu0 = _cpu_seconds(server_pid)
+    run = await h2load.closed_loop(
+        addr, method, message, metadata=metadata or [], duration_s=CLOSED_S, confirmed=pinned
+    )
+    server_cpu = _cpu_seconds(server_pid) - cpu0
+    count = max(1, run.answered)
+    return ClosedLoop(
+        rate=run.rate,
+        errors=run.errors,
+        latency=run.latency,
+        server_cpu_us=server_cpu / count * 1e6,
+        client_cpu_us=run.cpu_s / count * 1e6,
+    )
+
+
 def _bundle(version: int) -> resources_pb2.Bundle:
     config = _config()
     config.greetings.opening_greeting = f"Thanks for calling {{business_name}} (version {version})."
@@ -235,6 +267,8 @@ async def _bind_events_sink(amqp_url: str) -> aio_pika.abc.AbstractRobustConnect
 
 async def main() -> None:
     """Run both servers, measure, print."""
+    if not h2load.available():
+        raise SystemExit("h2load not found: apt-get install nghttp2-client (make bench installs it)")
     async with scratch("act") as s:
         sink = await _bind_events_sink(s.amqp_url)
         activation_proc, (act_port, bare_port) = await _spawn(
@@ -270,9 +304,20 @@ async def main() -> None:
             route_open: Throughput = await open_loop(route, RATE, OPEN_S)
             await channel.close()
             await echo_channel.close()
-            echo_max = await _closed_loop(echo_addr, "echo", echo_proc.pid)
-            route_max = await _closed_loop(act_addr, "routecall", activation_proc.pid)
-            bare_max = await _closed_loop(f"127.0.0.1:{bare_port}", "routecall", activation_proc.pid)
+            pins = await asyncpg.connect(s.database_url)
+            try:
+
+                async def pinned() -> int:
+                    return int(await pins.fetchval("SELECT count(*) FROM activation.calls"))
+
+                pid = activation_proc.pid
+                echo_max = await _h2_closed_loop(echo_addr, METHOD, payload, echo_proc.pid)
+                route_max = await _h2_closed_loop(act_addr, ROUTE_CALL, payload, pid, md, pinned)
+                bare_max = await _h2_closed_loop(f"127.0.0.1:{bare_port}", ROUTE_CALL, payload, pid, None, pinned)
+            finally:
+                await pins.close()
+            echo_py = await _closed_loop(echo_addr, "echo", echo_proc.pid)
+            route_py = await _closed_loop(act_addr, "routecall", activation_proc.pid)
             second_proc, (second_port, _) = await _spawn(
                 "-m", "bench.activation_routecall", "serve", s.database_url, s.amqp_url
             )
@@ -300,6 +345,8 @@ async def main() -> None:
         "routecall_server_cpu_us": route_max.server_cpu_us,
         "echo_server_cpu_us": echo_max.server_cpu_us,
         "routecall_bare_server_cpu_us": bare_max.server_cpu_us,
+        "routecall_max_per_s_grpc_aio_client": route_py.rate,
+        "echo_max_per_s_grpc_aio_client": echo_py.rate,
         "load_average": os.getloadavg()[0],
     }
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -310,10 +357,13 @@ async def main() -> None:
     print(f"open loop at {RATE:.0f}/s for {OPEN_S:.0f}s, from the benchmark process (latency from scheduled start):")
     print(f"  echo      : {echo_open}")
     print(f"  RouteCall : {route_open}" + (f" errors by status: {dict(error_codes)}" if error_codes else ""))
-    print(f"closed loop, {WORKERS} client process x {CONCURRENCY} callers, {CLOSED_S:.0f}s:")
+    print(f"closed loop, h2load with 2 connections x 32 streams, {CLOSED_S:.0f}s:")
     print(f"  echo      : {echo_max}")
     print(f"  RouteCall : {route_max}")
     print(f"  RouteCall without the chassis interceptors: {bare_max}")
+    print(f"closed loop, {WORKERS} grpc.aio client process x {CONCURRENCY} callers, {CLOSED_S:.0f}s (for comparison):")
+    print(f"  echo      : {echo_py}")
+    print(f"  RouteCall : {route_py}")
     print(f"deploy on replica A -> RouteCall on replica B routes to it: {propagation}")
     print(f"calls pinned in PostgreSQL: {pinned:,} (every answered RouteCall committed before its answer)")
     print("summary (RouteCall / echo):")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import gc
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from bench.common import Latency, now
@@ -21,6 +23,23 @@ async def sequential(op: Op, n: int, warmup: int = 20) -> Latency:
         await op()
         samples.append(now() - t0)
     return Latency.of(samples)
+
+
+@contextmanager
+def client_gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection in the load generator while it measures.
+
+    A full collection of the benchmark process's heap stops its event loop for tens of
+    milliseconds; every call in flight would then look that much slower, whatever the server did.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.unfreeze()
 
 
 @dataclass(frozen=True)
@@ -67,7 +86,6 @@ async def open_loop(op: Op, rate: float, duration_s: float, max_in_flight: int =
     errors = 0
     tasks: set[asyncio.Task[None]] = set()
     interval = 1.0 / rate
-    start = now()
     total = int(rate * duration_s)
 
     async def one(scheduled: float) -> None:
@@ -79,18 +97,20 @@ async def open_loop(op: Op, rate: float, duration_s: float, max_in_flight: int =
             return
         samples.append(now() - scheduled)
 
-    for i in range(total):
-        scheduled = start + i * interval
-        delay = scheduled - now()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        if len(tasks) >= max_in_flight:
-            errors += 1  # the system is saturated; counting the call as failed keeps the run bounded
-            continue
-        task = asyncio.create_task(one(scheduled))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-    if tasks:
-        await asyncio.wait(set(tasks), timeout=30)
+    with client_gc_paused():
+        start = now()
+        for i in range(total):
+            scheduled = start + i * interval
+            delay = scheduled - now()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if len(tasks) >= max_in_flight:
+                errors += 1  # the system is saturated; counting the call as failed keeps the run bounded
+                continue
+            task = asyncio.create_task(one(scheduled))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        if tasks:
+            await asyncio.wait(set(tasks), timeout=30)
     elapsed = now() - start
     return Throughput(len(samples) / elapsed, errors, Latency.of(samples))

@@ -14,11 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import grpc.aio
 
+from bench import h2load
 from bench.client import TERMINAL, PlatformClient
 from bench.common import SECRET, Latency, Scratch, now, percentile
+from bench.echo_server import METHOD
 from bench.load import Throughput, closed_loop, open_loop, sequential
+from bench.worker import ROUTE_CALL
+from speako.activation.v1 import activation_service_pb2 as act
 from speako.config.v1 import resources_pb2 as res
 from speako.notifier.v1 import notifier_service_pb2 as ntf
 from tests.harness import SERVICES, Platform
@@ -340,44 +345,13 @@ class RouteCalls:
     at_500: Throughput
 
 
-async def _multi_process_closed_loop(
-    addr: str, kind: str, procs: int, concurrency: int, duration: float, number: str = ""
-) -> Throughput:
-    workers = [
-        await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bench.worker",
-            "unary",
-            addr,
-            kind,
-            str(duration),
-            str(concurrency),
-            number,
-            stdout=asyncio.subprocess.PIPE,
-            limit=1 << 26,
-        )
-        for _ in range(procs)
-    ]
-    count = errors = 0
-    samples: list[float] = []
-    elapsed = 0.0
-    for proc in workers:
-        out, _ = await asyncio.wait_for(proc.communicate(), duration + 60)
-        result = json.loads(out.decode().strip().splitlines()[-1])
-        count += result["count"]
-        errors += result["errors"]
-        elapsed = max(elapsed, result["elapsed"])
-        samples += [ms / 1000 for ms in result["latencies_ms"]]
-    return Throughput(count / elapsed, errors, Latency.of(samples))
-
-
-async def route_calls(client: PlatformClient, activation_addr: str, procs: int = 2) -> RouteCalls:
-    """RouteCall: sequential latency, maximum throughput (closed loop), latency at 500/s (open loop)."""
+async def route_calls(client: PlatformClient, activation_addr: str, database_url: str) -> RouteCalls:
+    """RouteCall: sequential latency, maximum throughput (h2load, closed loop), latency at 500/s (open loop)."""
     calls_client = PlatformClient(
         client.config_addr, client.notifier_addr, client.activation_addr, tenant="bench-calls"
     )
     number = "+14155550123"
+    pins = await asyncpg.connect(database_url)
     try:
         agent = await calls_client.create_agent("reception")
         final = await calls_client.publish_and_wait(agent)
@@ -385,16 +359,28 @@ async def route_calls(client: PlatformClient, activation_addr: str, procs: int =
         await calls_client.activate(agent, number)
         await asyncio.sleep(0.5)  # the routing table follows the activation by NOTIFY
         seq = await sequential(lambda: calls_client.route_call(number), 500, warmup=50)
-        best = await _multi_process_closed_loop(activation_addr, "routecall", procs, 32, 5.0, number)
+
+        async def pinned() -> int:
+            return int(await pins.fetchval("SELECT count(*) FROM activation.calls"))
+
+        run = await h2load.closed_loop(
+            activation_addr,
+            ROUTE_CALL,
+            act.RouteCallRequest(called_number=number, caller_number="+14155550199").SerializeToString(),
+            metadata=calls_client.service_md,
+            confirmed=pinned,
+        )
         at_500 = await open_loop(lambda: calls_client.route_call(number), rate=500, duration_s=5)
-        return RouteCalls(seq, best, at_500)
+        return RouteCalls(seq, Throughput(run.rate, run.errors, run.latency), at_500)
     finally:
+        await pins.close()
         await calls_client.close()
 
 
-async def echo_best(addr: str, procs: int = 2) -> Throughput:
-    """The bare echo server's throughput with the same client set-up as RouteCall's."""
-    return await _multi_process_closed_loop(addr, "echo", procs, 32, 5.0)
+async def echo_best(addr: str) -> Throughput:
+    """The bare echo server's throughput, driven as RouteCall's is (h2load, 2 connections x 32 streams)."""
+    run = await h2load.closed_loop(addr, METHOD, b"+14155550100" * 4)
+    return Throughput(run.rate, run.errors, run.latency)
 
 
 def summarize_breakdown(b: PublishBreakdown) -> str:

@@ -222,9 +222,9 @@ def render(r: Results) -> str:
         _latency_row("RabbitMQ publish-to-consume round trip, quorum queue", f.amqp_round_trip),
         _latency_row("grpc.aio unary round trip (bare echo server, own process)", f.grpc_unary),
         "",
-        f"Bare grpc.aio echo server throughput: {f.echo_max.rate:,.0f}/s with one client process (32 callers); "
-        f"{r.echo_multi.rate if r.echo_multi else 0:,.0f}/s with two client processes x 32 callers "
-        "(the same client set-up as RouteCall's maximum). "
+        f"Bare grpc.aio echo server throughput: {f.echo_max.rate:,.0f}/s from a grpc.aio client process "
+        f"(32 callers); {r.echo_multi.rate if r.echo_multi else 0:,.0f}/s from h2load with 2 connections x 32 "
+        "streams (the same client set-up as RouteCall's maximum; bench/h2load.py). "
         f"At 500/s offered: p99 {f.echo_at_500.latency.p99:.2f} ms.",
         "",
         "## Platform figures vs targets",
@@ -431,7 +431,9 @@ def routecall_table(text: str) -> list[str]:
         "### RouteCall next to a bare grpc.aio echo server (bench/activation_routecall.py)",
         "",
         "Both servers are separate processes measured the same way in one run (load average "
-        f"{f['load_average']:.1f} at its end): closed loop with one client process x 64 callers, open loop at 500/s.",
+        f"{f['load_average']:.1f} at its end): closed loop from h2load (2 connections x 32 streams; "
+        "bench/h2load.py), open loop at 500/s from a grpc.aio client. RouteCall's answers are checked "
+        "against the calls pinned in PostgreSQL.",
         "",
         "| figure | RouteCall | echo | ratio | target | verdict |",
         "|---|---|---|---|---|---|",
@@ -445,7 +447,10 @@ def routecall_table(text: str) -> list[str]:
         f"{_ratio(f['routecall_server_cpu_us'], f['echo_server_cpu_us'])} | - | - |",
         "",
         f"Without the chassis interceptors (the same use cases on a plain grpc.aio server in the same process) "
-        f"RouteCall costs {f['routecall_bare_server_cpu_us']:.0f} us of server CPU per call.",
+        f"RouteCall costs {f['routecall_bare_server_cpu_us']:.0f} us of server CPU per call. From a grpc.aio "
+        f"client process (1 x 64 callers) instead of h2load: RouteCall "
+        f"{f.get('routecall_max_per_s_grpc_aio_client', float('nan')):,.0f}/s, echo "
+        f"{f.get('echo_max_per_s_grpc_aio_client', float('nan')):,.0f}/s: the Python client's own CPU caps both.",
         "",
     ]
 

@@ -7,6 +7,7 @@ A service's composition root builds a ``GrpcApp``, registers its servicers, back
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -141,6 +142,19 @@ async def _quietly(callback: Close, what: str) -> None:
         log.exception("shutdown step (%s) failed", what)
 
 
+def freeze_startup_heap() -> None:
+    """Keep what start-up allocated out of every later garbage collection.
+
+    A service's heap after start-up (modules, protobuf descriptors, gRPC, pools) is tens of
+    thousands of long-lived objects. Left in the collector's oldest generation, each full
+    collection walks them all: measured on activation under 500 RouteCalls/s, a 42 ms pause that
+    lands in the p99. Frozen, a full collection walks only what was allocated since. Call once
+    the process is serving; the collection before the freeze keeps start-up garbage out of it.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 async def run_apps(apps: Sequence[GrpcApp]) -> None:
     """Start the apps and serve until SIGTERM or SIGINT, then shut them down gracefully."""
     stop = asyncio.Event()
@@ -152,6 +166,7 @@ async def run_apps(apps: Sequence[GrpcApp]) -> None:
         for app in apps:
             await app.start()
             started.append(app)
+        freeze_startup_heap()
         await stop.wait()
         log.info("shutdown requested")
     finally:
