@@ -3,13 +3,18 @@
 Woken by LISTEN/NOTIFY (sent by the writing transaction at commit) with a polling fallback,
 because a LISTEN connection can die silently. Positions commit in order (see store._append), so
 reading ``position > last`` never skips a row.
+
+Rows this process's intake just committed are handed over (``committed``) and published without
+reading them back, as long as they continue the feed with no gap; a NOTIFY whose position the
+tailer already has is ignored, so an own commit costs no feed read at all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Hashable
+import math
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any
 
 import asyncpg
@@ -63,6 +68,10 @@ class FeedTailer:
         self._poll_interval_s = poll_interval_s
         self._batch_size = batch_size
         self._wake = asyncio.Event()
+        # Rows committed by this process's intake, not yet published.
+        self._handed: list[FeedRow] = []
+        # The feed may hold rows up to here that only a store read finds (NOTIFY, poll, a gap).
+        self._unread_through: float = 0
         self.epoch = ""
         self.position = 0
 
@@ -75,7 +84,24 @@ class FeedTailer:
 
     def wake(self) -> None:
         """Read the feed now instead of at the next poll."""
+        self._unread_through = math.inf
         self._wake.set()
+
+    def committed(self, rows: Sequence[FeedRow]) -> None:
+        """Rows this process just committed: publish them without reading them back."""
+        if rows:
+            self._handed.extend(rows)
+            self._wake.set()
+
+    def _on_notify(self, payload: str) -> None:
+        # The payload is the last position of the committing transaction (see store._append).
+        try:
+            through: float = int(payload)
+        except ValueError:
+            through = math.inf
+        if through > self.position:
+            self._unread_through = max(self._unread_through, through)
+            self._wake.set()
 
     async def run(self) -> None:
         """Tail the feed until cancelled."""
@@ -89,23 +115,38 @@ class FeedTailer:
                 try:
                     await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
                 except TimeoutError:
-                    pass
+                    self._unread_through = math.inf  # the polling fallback reads the store
                 self._wake.clear()
         finally:
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
 
     async def catch_up(self) -> None:
-        """Publish every feed row after the current position."""
+        """Publish the rows handed over, then read the store if it may hold rows after them."""
+        while self._handed:
+            handed, self._handed = self._handed, []
+            for row in handed:
+                if row.position > self.position + 1:
+                    # Another transaction's rows come first: the store has them (and these).
+                    self._unread_through = max(self._unread_through, row.position)
+                    break
+                if row.position == self.position + 1:
+                    await self._publish(row)
+        if self._unread_through <= self.position:
+            return
+        self._unread_through = 0
         while True:
             rows = await self._store.read_feed(self.position, self._batch_size)
             for row in rows:
-                self._hub.publish(to_item(row))
-                self.position = row.position
-                # Let readers take the item before the next: a burst is not a slow reader.
-                await asyncio.sleep(0)
+                await self._publish(row)
             if len(rows) < self._batch_size:
                 return
+
+    async def _publish(self, row: FeedRow) -> None:
+        self._hub.publish(to_item(row))
+        self.position = row.position
+        # Let readers take the item before the next: a burst is not a slow reader.
+        await asyncio.sleep(0)
 
     async def _listen_loop(self) -> None:
         while True:
@@ -114,9 +155,9 @@ class FeedTailer:
                 con = await self._listen()
                 lost = asyncio.Event()
                 con.add_termination_listener(lambda _c, lost=lost: lost.set())
-                await con.add_listener(FEED_CHANNEL, lambda *_a: self._wake.set())
+                await con.add_listener(FEED_CHANNEL, lambda _c, _pid, _ch, payload: self._on_notify(payload))
                 # Rows committed while we were not listening are found by this read.
-                self._wake.set()
+                self.wake()
                 while not lost.is_set() and not con.is_closed():
                     try:
                         await asyncio.wait_for(lost.wait(), 5.0)

@@ -20,7 +20,7 @@ import collections
 import logging
 from collections.abc import Callable, Sequence
 
-from services.notifier.store import ApplyOutcome, JobChange, NotifierStore
+from services.notifier.store import ApplyOutcome, FeedRow, JobChange, NotifierStore
 
 log = logging.getLogger("speako.notifier.intake")
 
@@ -37,7 +37,7 @@ class BatchWriter:
         transient: tuple[type[BaseException], ...],
         max_batch: int = 256,
         retry_for_s: float = 30.0,
-        on_commit: Callable[[], None] | None = None,
+        on_commit: Callable[[Sequence[FeedRow]], None] | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
@@ -119,8 +119,9 @@ class BatchWriter:
 
     async def _write(self, batch: list[_Item]) -> None:
         changes = [change for change, _ in batch if change is not None]
+        appended: list[FeedRow] = []
         try:
-            applied = await self._apply_with_retry(changes) if changes else []
+            applied = await self._apply_with_retry(changes, appended) if changes else []
         except self._transient as exc:
             for _, future in batch:
                 _fail(future, exc)
@@ -143,17 +144,17 @@ class BatchWriter:
             outcome = None if change is None else next(outcomes)
             if not future.done():  # its delivery handler may have been cancelled
                 future.set_result(outcome)
-        if self._on_commit is not None and ApplyOutcome.APPLIED in applied:
-            self._on_commit()
+        if self._on_commit is not None and appended:
+            self._on_commit(appended)
 
-    async def _apply_with_retry(self, changes: Sequence[JobChange]) -> list[ApplyOutcome]:
+    async def _apply_with_retry(self, changes: Sequence[JobChange], appended: list[FeedRow]) -> list[ApplyOutcome]:
         # Ride out a short database outage in place instead of burning deliveries.
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self._retry_for_s
         delay = 0.1
         while True:
             try:
-                return await self._store.apply_job_events(changes)
+                return await self._store.apply_job_events(changes, appended=appended)
             except self._transient:
                 if loop.time() + delay > give_up:
                     raise

@@ -94,8 +94,8 @@ async def create_app(
             prefetch=options.consumer_prefetch,
             observe_lag=app.metrics.consumer_lag.labels(JOB_EVENTS_QUEUE).observe,
             max_batch=options.consumer_max_batch,
-            # Our own commits reach this process's watchers without waiting for LISTEN/NOTIFY.
-            on_commit=tailer.wake,
+            # Our own commits reach this process's watchers without LISTEN/NOTIFY or a feed read.
+            on_commit=tailer.committed,
         )
         await consumer.start()
     except BaseException:

@@ -11,7 +11,7 @@ import asyncio
 import collections
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aio_pika
@@ -22,7 +22,7 @@ from chassis import broker
 from services.notifier.domain.jobs import InvalidEvent, check_event
 from services.notifier.domain.notifications import failed_job_notification
 from services.notifier.intake import BatchWriter
-from services.notifier.store import ApplyOutcome, JobChange, NotifierStore
+from services.notifier.store import ApplyOutcome, FeedRow, JobChange, NotifierStore
 from speako.config.v1 import resources_pb2
 from speako.events.v1 import events_pb2
 
@@ -152,7 +152,7 @@ class JobEventsConsumer:
         retry_for_s: float = 30.0,
         observe_lag: Callable[[float], None] | None = None,
         max_batch: int = 256,
-        on_commit: Callable[[], None] | None = None,
+        on_commit: Callable[[Sequence[FeedRow]], None] | None = None,
     ) -> None:
         self._connection = connection
         self._observe_lag = observe_lag

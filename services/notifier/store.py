@@ -110,6 +110,8 @@ def _feed_row(r: asyncpg.Record) -> FeedRow:
 
 
 _FEED_COLUMNS = "position, kind, tenant, agent, subject, payload"
+# The rows of the jobs named in {names}, locked in name order (two replicas' batches never deadlock).
+_LOCK_JOBS = "SELECT name, sequence, state FROM jobs WHERE name = ANY({names}::text[]) ORDER BY name FOR UPDATE"
 
 
 class NotifierStore:
@@ -160,16 +162,20 @@ class NotifierStore:
 
     @staticmethod
     async def _append(
-        con: asyncpg.Connection, entries: Sequence[FeedEntry], job_positions: Sequence[tuple[str, int]] = ()
+        con: asyncpg.Connection,
+        entries: Sequence[FeedEntry],
+        job_positions: Sequence[tuple[str, int, JobChange | None]] = (),
     ) -> int:
         """Append entries (kind, tenant, agent, subject, payload); returns the first position.
 
-        ``job_positions`` (job name, index into ``entries``) also records each job's latest entry.
+        ``job_positions`` (job name, index into ``entries``, change) also records each job's latest
+        entry and, when a change is given, stores it on the job's (locked) row in the same update.
         One statement: it takes the feed_state row lock, which is held until commit so positions
         commit in order (a reader of "position > last" never skips one); callers append last in
         their transaction, once per transaction, to keep that lock short.
         """
         n = len(entries)
+        changes = [c for _, _, c in job_positions]
         row = await con.fetchrow(
             """
             WITH s AS (
@@ -181,8 +187,11 @@ class NotifierStore:
                 FROM s, unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[])
                      WITH ORDINALITY AS e(kind, tenant, agent, subject, payload, ord)
             ), j AS (
-                UPDATE jobs SET position = s.base + p.ord
-                FROM s, unnest($7::text[], $8::bigint[]) AS p(name, ord)
+                UPDATE jobs SET position = s.base + p.ord, state = coalesce(p.state, jobs.state),
+                    sequence = coalesce(p.sequence, jobs.sequence),
+                    update_time = coalesce(p.update_time, jobs.update_time), job = coalesce(p.job, jobs.job)
+                FROM s, unnest($7::text[], $8::bigint[], $10::smallint[], $11::bigint[], $12::timestamptz[],
+                               $13::bytea[]) AS p(name, ord, state, sequence, update_time, job)
                 WHERE jobs.name = p.name
             )
             SELECT s.base + 1 AS first, pg_notify($9, (s.base + $1)::text) FROM s
@@ -193,9 +202,13 @@ class NotifierStore:
             [e[2] for e in entries],
             [e[3] for e in entries],
             [e[4] for e in entries],
-            [name for name, _ in job_positions],
-            [index + 1 for _, index in job_positions],
+            [name for name, _, _ in job_positions],
+            [index + 1 for _, index, _ in job_positions],
             FEED_CHANNEL,
+            [None if c is None else c.job.state for c in changes],
+            [None if c is None else c.sequence for c in changes],
+            [None if c is None else _dt(c.job.update_time) or datetime.now(UTC) for c in changes],
+            [None if c is None else c.job.SerializeToString() for c in changes],
         )
         return int(row["first"])
 
@@ -228,28 +241,35 @@ class NotifierStore:
         """Apply one JobStateChanged (see ``apply_job_events``)."""
         return (await self.apply_job_events([JobChange(message_id, key, job, sequence, failure)]))[0]
 
-    async def apply_job_events(self, changes: Sequence[JobChange]) -> list[ApplyOutcome]:
+    async def apply_job_events(
+        self, changes: Sequence[JobChange], *, appended: list[FeedRow] | None = None
+    ) -> list[ApplyOutcome]:
         """Apply a batch of JobStateChanged in delivery order, in one transaction; an outcome each.
 
         Dedupe on message_id, compare-and-set on sequence (each event judged against the job as the
         events before it left it), one feed entry per accepted change, at most one System
         notification per failed job. The statements are per batch, not per event, and the feed
-        position lock is taken once, by the last statement before COMMIT.
+        position lock is taken once, by the last statement before COMMIT. ``appended`` receives
+        the feed rows the batch wrote, once committed.
         """
         outcomes = [ApplyOutcome.DUPLICATE] * len(changes)
         if not changes:
             return outcomes
         now = datetime.now(UTC)
         async with self._pool.acquire() as con, con.transaction():
-            # Sorted, so two replicas' batches take the unique-index locks in the same order.
-            fresh = {
-                r[0]
-                for r in await con.fetch(
-                    "INSERT INTO processed_messages (message_id) SELECT m FROM unnest($1::text[]) AS m "
-                    "ON CONFLICT DO NOTHING RETURNING message_id",
-                    sorted({c.message_id for c in changes}),
-                )
-            }
+            # One round trip: the dedupe keys (sorted, so two replicas' batches take the unique-index
+            # locks in the same order), then the batch's job rows, locked.
+            rows = await con.fetch(
+                "WITH fresh AS (INSERT INTO processed_messages (message_id) SELECT m FROM unnest($1::text[]) AS m "
+                "ON CONFLICT DO NOTHING RETURNING message_id), "
+                f"locked AS ({_LOCK_JOBS.format(names='$2')}) "
+                "SELECT message_id, NULL AS name, NULL::bigint AS sequence, NULL::smallint AS state FROM fresh "
+                "UNION ALL SELECT NULL, name, sequence, state FROM locked",
+                sorted({c.message_id for c in changes}),
+                sorted({c.key.name for c in changes}),
+            )
+            fresh = {r["message_id"] for r in rows if r["message_id"] is not None}
+            current = {r["name"]: Revision(r["sequence"], r["state"]) for r in rows if r["name"] is not None}
             by_job: dict[str, list[int]] = {}
             for i, c in enumerate(changes):
                 if c.message_id in fresh:
@@ -259,12 +279,6 @@ class NotifierStore:
             inserted: set[str] = set()
             todo = sorted(by_job)
             while todo:
-                # Row locks in name order: two replicas' batches never deadlock on each other.
-                rows = await con.fetch(
-                    "SELECT name, sequence, state FROM jobs WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE",
-                    todo,
-                )
-                current = {r["name"]: Revision(r["sequence"], r["state"]) for r in rows}
                 new_jobs = []
                 for name in todo:
                     idx = by_job[name]
@@ -278,9 +292,9 @@ class NotifierStore:
                 inserted |= won
                 # Another replica inserted a job between our read and insert: decide those again.
                 todo = [n for n in new_jobs if n not in won]
-            await self._update_jobs(
-                con, [changes[ids[-1]] for name, ids in accepted.items() if ids and name not in inserted], now
-            )
+                if todo:
+                    locked = await con.fetch(_LOCK_JOBS.format(names="$1"), todo)
+                    current = {r["name"]: Revision(r["sequence"], r["state"]) for r in locked}
             applied = sorted(i for ids in accepted.values() for i in ids)
             for idx in by_job.values():
                 for i in idx:
@@ -299,8 +313,16 @@ class NotifierStore:
                     entries.append(
                         ("notification", c.key.tenant, None, notification.name, notification.SerializeToString())
                     )
+            first = 0
             if entries:
-                await self._append(con, entries, list(latest.items()))
+                # A job stored before this batch gets its latest accepted change with its position.
+                positions = [
+                    (name, index, None if name in inserted else changes[accepted[name][-1]])
+                    for name, index in latest.items()
+                ]
+                first = await self._append(con, entries, positions)
+        if appended is not None and entries:
+            appended.extend(FeedRow(first + k, *entry) for k, entry in enumerate(entries))
         return outcomes
 
     @staticmethod
@@ -323,22 +345,6 @@ class NotifierStore:
             [c.job.SerializeToString() for c in changes],
         )
         return {r["name"] for r in rows}
-
-    @staticmethod
-    async def _update_jobs(con: asyncpg.Connection, changes: Sequence[JobChange], now: datetime) -> None:
-        """Store the latest accepted change of jobs already stored (their rows are locked)."""
-        if not changes:
-            return
-        await con.execute(
-            "UPDATE jobs SET state = u.state, sequence = u.sequence, update_time = u.update_time, job = u.job "
-            "FROM unnest($1::text[], $2::smallint[], $3::bigint[], $4::timestamptz[], $5::bytea[]) "
-            "AS u(name, state, sequence, update_time, job) WHERE jobs.name = u.name",
-            [c.key.name for c in changes],
-            [c.job.state for c in changes],
-            [c.sequence for c in changes],
-            [_dt(c.job.update_time) or now for c in changes],
-            [c.job.SerializeToString() for c in changes],
-        )
 
     async def get_job(self, name: str) -> StoredJob | None:
         """The latest accepted state of a job, or None when never heard of."""

@@ -10,7 +10,7 @@ import pytest
 from services.notifier.domain.jobs import JobKey, Revision, accepted_in_order
 from services.notifier.intake import BatchWriter
 from services.notifier.messaging import AckBatcher
-from services.notifier.store import ApplyOutcome, JobChange
+from services.notifier.store import ApplyOutcome, FeedRow, JobChange
 from speako.config.v1 import resources_pb2
 
 S = resources_pb2.PublishJob.State
@@ -35,18 +35,22 @@ class FakeStore:
         self.release = asyncio.Event()
         self.release.set()
 
-    async def apply_job_events(self, changes: Sequence[JobChange]) -> list[ApplyOutcome]:
+    async def apply_job_events(
+        self, changes: Sequence[JobChange], *, appended: list[FeedRow] | None = None
+    ) -> list[ApplyOutcome]:
         await self.release.wait()
         if any(c.message_id == self.poison for c in changes):
             raise ValueError("poison")
         self.batches.append([c.message_id for c in changes])
+        if appended is not None:
+            appended.extend(FeedRow(c.sequence, "job", None, None, c.key.name, b"") for c in changes)
         return [ApplyOutcome.APPLIED] * len(changes)
 
 
 async def test_the_writer_batches_what_waits_and_keeps_submission_order():
     store = FakeStore()
     commits = []
-    writer = BatchWriter(store, transient=(OSError,), max_batch=3, on_commit=lambda: commits.append(1))  # type: ignore[arg-type]
+    writer = BatchWriter(store, transient=(OSError,), max_batch=3, on_commit=commits.append)  # type: ignore[arg-type]
     writer.start()
     store.release.clear()
     first = asyncio.create_task(writer.submit(change(0)))
@@ -58,7 +62,8 @@ async def test_the_writer_batches_what_waits_and_keeps_submission_order():
     assert results == [ApplyOutcome.APPLIED, ApplyOutcome.APPLIED, None, *[ApplyOutcome.APPLIED] * 3]
     # At most 3 deliveries per batch (the no-op one counts), in submission order.
     assert store.batches == [["m0"], ["m1", "m2"], ["m3", "m4"]]
-    assert len(commits) == 3
+    # Each commit hands its feed rows to the tailer.
+    assert [[r.position for r in rows] for rows in commits] == [[0], [1, 2], [3, 4]]
     await writer.close()
 
 
