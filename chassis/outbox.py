@@ -321,6 +321,9 @@ class OutboxRelay:
                 self._batch_size,
                 list(self._in_hand),
             )
+            # A row handed over after the query's arguments were taken (while asyncpg prepared it,
+            # say) is in hand now: its flush publishes it (its DELETE waits for this transaction).
+            rows = [row for row in rows if row["id"] not in self._in_hand]
             if not rows:
                 return 0
             results = await asyncio.gather(

@@ -51,7 +51,11 @@ async def create_app(
         pool_max_size=pool_max_size,
     )
     try:
-        store = ActivationStore(pool)
+        relay = outbox.OutboxRelay(
+            pool, connection, database_url=settings.database_url, schema=SCHEMA, service_name=SERVICE_NAME
+        )
+        # Events of a committed transaction go straight to this process's relay (no NOTIFY, no re-read).
+        store = ActivationStore(pool, after_commit=relay.after_commit)
         table = RoutingTable()
         sync = RoutingSync(
             store,
@@ -84,9 +88,6 @@ async def create_app(
         ]
         recorder = CallRecorder([w.insert for w in writers], on_batch=batch_sizes.observe)
         activation = Activation(store, OutboxEvents(), table, recorder)
-        relay = outbox.OutboxRelay(
-            pool, connection, database_url=settings.database_url, schema=SCHEMA, service_name=SERVICE_NAME
-        )
     except BaseException:
         await connection.close()
         await pool.close()

@@ -23,21 +23,15 @@ def _timestamp(value: datetime) -> timestamp_pb2.Timestamp:
 
 
 class OutboxEvents:
-    """Enqueues events inside the caller's transaction (the outbox relay publishes them)."""
+    """Enqueues events inside the caller's transaction (the outbox relay publishes them), or builds
+    them for a store statement that writes them with its change."""
 
-    async def version_live(
-        self,
-        con: asyncpg.Connection,
-        *,
-        agent: str,
-        version: str,
-        content_sha256: str,
-        previous_version: str | None,
-        live_time: datetime,
-    ) -> None:
-        """A version started serving calls."""
-        await outbox.enqueue(
-            con,
+    @staticmethod
+    def version_live(
+        *, agent: str, version: str, content_sha256: str, previous_version: str | None, live_time: datetime
+    ) -> outbox.Outgoing:
+        """A version started serving calls (written by the store with the change that makes it live)."""
+        return outbox.Outgoing.of(
             exchange=EVENTS_EXCHANGE,
             routing_key=VERSION_LIVE,
             message=events_pb2.VersionLive(

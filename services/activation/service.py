@@ -82,12 +82,13 @@ class Activation:
         """Store the bundle and make its version live if it is newer than the live one."""
         name = str(agent)
         async with self._store.transaction() as tx:
-            await tx.put_bundle(bundle.content_sha256, canonical)
-            await tx.ensure_agent(name, agent.tenant)
-            row = await tx.lock_agent(name)
-            assert row is not None  # ensured just above, in this transaction
-            deployed = await tx.deployment(name, bundle.version_number)
+            row = await tx.lock_agent_for_deploy(name, agent.tenant, bundle.content_sha256, canonical)
+            deployed = None
+            if row.live_version is not None and bundle.version_number <= row.live_version:
+                # Live only grows, so only a version at or below it can have been deployed before.
+                deployed = await tx.deployment(name, bundle.version_number)
             outcome = decide_deploy(bundle, row.live_version, None if deployed is None else deployed.bundle_sha256)
+
             if outcome is DeployOutcome.ALREADY_DEPLOYED:
                 assert deployed is not None and row.live_version is not None
                 return DeploymentView(
@@ -98,15 +99,15 @@ class Activation:
                     live_version=version_name(name, row.live_version),
                 )
             previous = row.live_version
-            deploy_time = await tx.make_live(name, bundle.version_number, bundle.content_sha256, previous)
-            await self._events.version_live(
-                tx.con,
+            deploy_time = datetime.now(UTC)
+            event = self._events.version_live(
                 agent=name,
                 version=bundle.version,
                 content_sha256=bundle.content_sha256,
                 previous_version=None if previous is None else version_name(name, previous),
                 live_time=deploy_time,
             )
+            await tx.make_live(name, bundle.version_number, bundle.content_sha256, previous, deploy_time, event)
         return DeploymentView(name, bundle.version, bundle.content_sha256, deploy_time, bundle.version)
 
     # --- lifecycle and numbers ----------------------------------------------------------------

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
+from chassis import outbox
 from services.activation.domain.lifecycle import AgentState
 from services.activation.domain.routing import AgentSnapshot
 from services.activation.domain.status import AgentStatusView, CallRecord
@@ -88,24 +90,24 @@ class Tx:
             "SELECT name, state, live_version, live_sha256, rev, update_time FROM agents WHERE name = $1 FOR UPDATE",
             agent,
         )
-        if row is None:
-            return None
-        return AgentRow(
-            row["name"],
-            AgentState(row["state"]),
-            row["live_version"],
-            row["live_sha256"],
-            row["rev"],
-            row["update_time"],
-        )
+        return None if row is None else _agent_row(row)
 
-    async def put_bundle(self, sha256: str, canonical: bytes) -> None:
-        """Store a bundle by its content hash (a repeat is a no-op)."""
-        await self.con.execute(
-            "INSERT INTO bundles (sha256, canonical) VALUES ($1, $2) ON CONFLICT (sha256) DO NOTHING",
+    async def lock_agent_for_deploy(self, agent: str, tenant: str, sha256: str, canonical: bytes) -> AgentRow:
+        """Store the bundle (by its content hash), create the agent if it is new, lock and read it.
+
+        One statement: the no-op DO UPDATE locks the agent row and returns its latest committed
+        values (new or not), as ``lock_agent`` would after ``ensure_agent``.
+        """
+        row = await self.con.fetchrow(
+            "WITH b AS (INSERT INTO bundles (sha256, canonical) VALUES ($3, $4) ON CONFLICT (sha256) DO NOTHING) "
+            "INSERT INTO agents (name, tenant) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET rev = agents.rev "
+            "RETURNING name, state, live_version, live_sha256, rev, update_time",
+            agent,
+            tenant,
             sha256,
             canonical,
         )
+        return _agent_row(row)
 
     async def bundle(self, sha256: str) -> bytes | None:
         """The canonical bytes stored under a content hash."""
@@ -121,29 +123,30 @@ class Tx:
         )
         return None if row is None else DeploymentRow(row["version"], row["bundle_sha256"], row["deploy_time"])
 
-    async def make_live(self, agent: str, version: int, sha256: str, previous: int | None) -> datetime:
-        """Compare-and-set the live version upwards and record the deployment; return its time."""
-        deploy_time = await self.con.fetchval(
-            "UPDATE agents SET live_version = $2, live_sha256 = $3, rev = rev + 1, update_time = now() "
-            "WHERE name = $1 AND (live_version IS NULL OR live_version < $2) RETURNING update_time",
-            agent,
-            version,
-            sha256,
+    async def make_live(
+        self, agent: str, version: int, sha256: str, previous: int | None, at: datetime, event: outbox.Outgoing
+    ) -> None:
+        """Compare-and-set the live version upwards, record the deployment and write its event.
+
+        One statement (the routing NOTIFY and the outbox row included), run under the agent's lock.
+        """
+        args = (agent, version, sha256, previous, at, ROUTING_CHANNEL)
+        row = await self.con.fetchrow(
+            "WITH up AS (UPDATE agents SET live_version = $2, live_sha256 = $3, rev = rev + 1, update_time = $5 "
+            "WHERE name = $1 AND (live_version IS NULL OR live_version < $2) RETURNING name), "
+            "dep AS (INSERT INTO deployments (agent, version, bundle_sha256, previous_version, deploy_time) "
+            "SELECT $1, $2, $3, $4::bigint, $5 FROM up), "
+            f"{outbox.insert_select_sql(len(args) + 1, 'up', 'ann')} "
+            # The routing NOTIFY is delivered at commit, and only if the transaction commits.
+            "SELECT (SELECT id FROM ann) AS outbox_id, (SELECT pg_notify($6, $1) FROM up) AS routed"
+            f"{outbox.notify_sql('ann')}",
+            *args,
+            *event.params(),
         )
-        if deploy_time is None:
+        if row is None or row["outbox_id"] is None:
             # The caller holds the row lock and checked; reaching this is a bug, not a race.
             raise RuntimeError(f"live version of {agent} moved while locked")
-        await self.con.execute(
-            "INSERT INTO deployments (agent, version, bundle_sha256, previous_version, deploy_time) "
-            "VALUES ($1, $2, $3, $4, $5)",
-            agent,
-            version,
-            sha256,
-            previous,
-            deploy_time,
-        )
-        await self._announce(agent)
-        return deploy_time
+        outbox.written([(row["outbox_id"], event.message_id)], [event])
 
     async def set_state(self, agent: str, old: AgentState, new: AgentState) -> datetime:
         """Compare-and-set the lifecycle state; return the change time."""
@@ -201,6 +204,12 @@ class Tx:
     async def _announce(self, agent: str) -> None:
         # Delivered at commit, and only if the transaction commits.
         await self.con.execute("SELECT pg_notify($1, $2)", ROUTING_CHANNEL, agent)
+
+
+def _agent_row(row: asyncpg.Record) -> AgentRow:
+    return AgentRow(
+        row["name"], AgentState(row["state"]), row["live_version"], row["live_sha256"], row["rev"], row["update_time"]
+    )
 
 
 async def _status(con: asyncpg.Connection, agent: str) -> AgentStatusView | None:
@@ -288,13 +297,20 @@ class CallWriter:
 class ActivationStore:
     """Repository over the activation schema."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        after_commit: Callable[[], AbstractAsyncContextManager[None]] = contextlib.nullcontext,
+    ) -> None:
         self._pool = pool
+        # Wraps each transaction (the outbox relay's hand-over of the rows it wrote, see chassis.outbox).
+        self._after_commit = after_commit
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         """One transaction; an exception rolls everything back."""
-        async with self._pool.acquire() as con, con.transaction():
+        async with self._after_commit(), self._pool.acquire() as con, con.transaction():
             yield Tx(con)
 
     async def status(self, agent: str) -> AgentStatusView | None:

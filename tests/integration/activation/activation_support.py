@@ -213,8 +213,15 @@ async def events(amqp_url: str) -> AsyncIterator[EventCapture]:
     queue = await channel.declare_queue(exclusive=True)
     await queue.bind(broker.EVENTS_EXCHANGE, routing_key="#")
 
+    seen: set[str] = set()
+
     async def consume(incoming: aio_pika.abc.AbstractIncomingMessage) -> None:
         async with incoming.process():
+            # Dedupe on message_id as every consumer does: the outbox delivers at least once (a
+            # replica's drain may publish a row another replica handed over and is still confirming).
+            if incoming.message_id in seen:
+                return
+            seen.add(incoming.message_id or "")
             capture.on_message(incoming.routing_key or "", broker.decode(incoming))
 
     await queue.consume(consume)
