@@ -141,9 +141,13 @@ class Display:
             self._drawn = False
 
 
-def follow_job(client: Client, job_name: str, *, display: Display, max_wait: float) -> res.PublishJob | None:
+def follow_job(
+    client: Client, job_name: str, *, display: Display, max_wait: float, known: res.PublishJob | None = None
+) -> res.PublishJob | None:
     """Follow one job to a terminal state; returns it (None if the wait ran out).
 
+    ``known`` is a state of the job the caller already has (PublishDraft's SUBMITTED answer): it is
+    shown first, since the stream starts at the current state, which may already be a later one.
     Raises Interrupted on Ctrl-C (after cancelling only the stream) and ServerError on a failed stream.
     """
 
@@ -153,6 +157,9 @@ def follow_job(client: Client, job_name: str, *, display: Display, max_wait: flo
     pump = Pump(open_stream, time.monotonic() + max_wait).start()
     job: res.PublishJob | None = None
     shown: tuple[int, int, str] | None = None
+    if known is not None and known.state != res.PublishJob.STATE_UNSPECIFIED:
+        shown = (known.state, known.attempts, known.error.message)
+        display.line(progress_event(known, event_elapsed(known)))
     try:
         while True:
             try:

@@ -72,7 +72,7 @@ def follow_and_exit(ctx: click.Context, client: Client, job: res.PublishJob, out
     """Follow a job live, print the outcome (and the job in json/yaml), exit with its code."""
     display = Display(err=output != "table")
     try:
-        final = follow_job(client, job.name, display=display, max_wait=max_wait)
+        final = follow_job(client, job.name, display=display, max_wait=max_wait, known=job)
     except Interrupted:
         exit_interrupted(ctx, job.name)
         return
