@@ -1,15 +1,17 @@
 """The transactional outbox: write a message with the change, publish it after commit.
 
 The relay takes unsent rows with ``FOR UPDATE SKIP LOCKED`` instead of polling ``id > last``:
-rows whose transactions commit out of id order are never skipped, and replicas never publish
-the same row at once. A row is deleted only after the broker confirmed it, so a crash in between
-re-publishes it (consumers dedupe on ``message_id``).
+rows whose transactions commit out of id order are never skipped, and the drains of two replicas
+never publish the same row at once. A row is deleted only after the broker confirmed it, so a
+crash in between re-publishes it (consumers dedupe on ``message_id``).
 
 A writer that runs its transaction inside ``OutboxRelay.after_commit()`` hands the rows it wrote
 straight to its own process's relay when the transaction commits: they are published at once, with
 no NOTIFY round trip, no poll and no re-read of the row, and deleted in one statement per batch.
 The relay's drain skips those rows while they are in hand; a row whose direct publish fails, or
-whose process dies before publishing it, is left to the drain (poll or another replica).
+whose process dies before publishing it, is left to the drain (poll or another replica). Another
+replica's drain can also take a handed-over row between its commit and its DELETE, so such a row
+may be published twice: at least once, as everywhere else.
 """
 
 from __future__ import annotations
@@ -302,7 +304,14 @@ class OutboxRelay:
             sent = [r.id for r, result in zip(rows, results, strict=True) if result is None]
             if sent:
                 async with self._pool.acquire() as con:
-                    await con.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", sent)
+                    # A row another replica's drain holds is left to it (it deletes the row once
+                    # confirmed): waiting for its lock would stall every hand-over behind that
+                    # drain's publish, up to its timeout if its broker is unwell.
+                    await con.execute(
+                        "DELETE FROM outbox WHERE id IN "
+                        "(SELECT id FROM outbox WHERE id = ANY($1::bigint[]) FOR UPDATE SKIP LOCKED)",
+                        sent,
+                    )
         finally:
             self._in_hand.difference_update(r.id for r in rows)
         self.published += len(sent)
@@ -322,7 +331,8 @@ class OutboxRelay:
                 list(self._in_hand),
             )
             # A row handed over after the query's arguments were taken (while asyncpg prepared it,
-            # say) is in hand now: its flush publishes it (its DELETE waits for this transaction).
+            # say) is in hand now: its flush publishes and deletes it once this transaction is over
+            # (flush and drain take turns in run()).
             rows = [row for row in rows if row["id"] not in self._in_hand]
             if not rows:
                 return 0

@@ -149,7 +149,8 @@ def freeze_startup_heap() -> None:
     thousands of long-lived objects. Left in the collector's oldest generation, each full
     collection walks them all: measured on activation under 500 RouteCalls/s, a 42 ms pause that
     lands in the p99. Frozen, a full collection walks only what was allocated since. Call once
-    the process is serving; the collection before the freeze keeps start-up garbage out of it.
+    the apps are built, before they serve; the collection before the freeze keeps start-up
+    garbage out of it.
     """
     gc.collect()
     gc.freeze()
@@ -163,10 +164,11 @@ async def run_apps(apps: Sequence[GrpcApp]) -> None:
         loop.add_signal_handler(sig, stop.set)
     started: list[GrpcApp] = []
     try:
+        # Before serving: the collection that precedes the freeze pauses nothing but start-up.
+        freeze_startup_heap()
         for app in apps:
             await app.start()
             started.append(app)
-        freeze_startup_heap()
         await stop.wait()
         log.info("shutdown requested")
     finally:

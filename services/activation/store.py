@@ -100,6 +100,8 @@ class Tx:
         """
         row = await self.con.fetchrow(
             "WITH b AS (INSERT INTO bundles (sha256, canonical) VALUES ($3, $4) ON CONFLICT (sha256) DO NOTHING) "
+            # The no-op update costs a row version per deploy (retries included): the price of
+            # locking and reading the agent in the same statement that may create it.
             "INSERT INTO agents (name, tenant) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET rev = agents.rev "
             "RETURNING name, state, live_version, live_sha256, rev, update_time",
             agent,
@@ -132,7 +134,10 @@ class Tx:
         """
         args = (agent, version, sha256, previous, at, ROUTING_CHANNEL)
         row = await self.con.fetchrow(
-            "WITH up AS (UPDATE agents SET live_version = $2, live_sha256 = $3, rev = rev + 1, update_time = $5 "
+            # $5 is this host's clock (the event carries it): greatest() keeps update_time from
+            # going backwards when replicas' clocks disagree with each other or with PostgreSQL's.
+            "WITH up AS (UPDATE agents SET live_version = $2, live_sha256 = $3, rev = rev + 1, "
+            "update_time = greatest(update_time, $5) "
             "WHERE name = $1 AND (live_version IS NULL OR live_version < $2) RETURNING name), "
             "dep AS (INSERT INTO deployments (agent, version, bundle_sha256, previous_version, deploy_time) "
             "SELECT $1, $2, $3, $4::bigint, $5 FROM up), "

@@ -134,13 +134,19 @@ class FeedTailer:
                     await self._publish(row)
         if self._unread_through <= self.position:
             return
-        self._unread_through = 0
-        while True:
-            rows = await self._store.read_feed(self.position, self._batch_size)
-            for row in rows:
-                await self._publish(row)
-            if len(rows) < self._batch_size:
-                return
+        # Cleared before reading, so that a NOTIFY during the read asks for another one.
+        unread_through, self._unread_through = self._unread_through, 0
+        try:
+            while True:
+                rows = await self._store.read_feed(self.position, self._batch_size)
+                for row in rows:
+                    await self._publish(row)
+                if len(rows) < self._batch_size:
+                    return
+        except BaseException:
+            # Still unread: read again at the next wake-up, not only at the next poll.
+            self._unread_through = max(self._unread_through, unread_through)
+            raise
 
     async def _publish(self, row: FeedRow) -> None:
         self._hub.publish(to_item(row))

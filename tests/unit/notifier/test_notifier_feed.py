@@ -69,3 +69,24 @@ async def test_a_notify_beyond_the_position_reads_the_feed():
     await tailer.catch_up()
     assert (await sub.get(1)).position == 1
     assert store.reads == 1
+
+
+async def test_a_failed_feed_read_is_retried_at_the_next_catch_up():
+    tailer, store, hub = await tailer_with([row(1)])
+    sub = hub.subscribe(AGENT)
+    real_read = store.read_feed
+
+    async def broken(after: int, limit: int) -> list[FeedRow]:
+        raise OSError("connection reset")
+
+    store.read_feed = broken  # type: ignore[method-assign]
+    tailer._on_notify("1")
+    try:
+        await tailer.catch_up()
+    except OSError:
+        pass
+    store.read_feed = real_read  # type: ignore[method-assign]
+    # No new NOTIFY and no poll: the row the failed read missed is still read.
+    await tailer.catch_up()
+    assert (await sub.get(1)).position == 1
+    assert tailer.position == 1
