@@ -50,6 +50,10 @@ AGENT = "tenants/bench/agents/front-desk"
 NUMBER = "+14155550100"
 RATE = 500.0
 OPEN_S = 5.0
+# Open-loop runs of each server, interleaved; the verdict uses the median run. One 5 s run is
+# 2,500 calls, so a single stall elsewhere on the machine (seen: one 30 ms stall in a full suite
+# run, none in runs on their own) moves its p99; every run's figures are printed.
+OPEN_RUNS = 3
 CLOSED_S = 5.0
 WORKERS = 1
 CONCURRENCY = 64
@@ -209,6 +213,14 @@ async def _h2_closed_loop(
     )
 
 
+def _median_run(runs: list[Throughput]) -> Throughput:
+    return sorted(runs, key=lambda run: run.latency.p99)[len(runs) // 2]
+
+
+def _p99s(runs: list[Throughput]) -> str:
+    return " / ".join(f"{run.latency.p99:.2f}" for run in runs)
+
+
 def _bundle(version: int) -> resources_pb2.Bundle:
     config = _config()
     config.greetings.opening_greeting = f"Thanks for calling {{business_name}} (version {version})."
@@ -303,8 +315,12 @@ async def main() -> None:
             for _ in range(100):
                 await route()
                 await bounce()
-            echo_open: Throughput = await open_loop(bounce, RATE, OPEN_S)
-            route_open: Throughput = await open_loop(route, RATE, OPEN_S)
+            echo_runs: list[Throughput] = []
+            route_runs: list[Throughput] = []
+            for _ in range(OPEN_RUNS):
+                echo_runs.append(await open_loop(bounce, RATE, OPEN_S))
+                route_runs.append(await open_loop(route, RATE, OPEN_S))
+            echo_open, route_open = _median_run(echo_runs), _median_run(route_runs)
             await channel.close()
             await echo_channel.close()
             pins = await asyncpg.connect(s.database_url)
@@ -343,6 +359,7 @@ async def main() -> None:
         "routecall_max_errors": route_max.errors,
         "routecall_p50_ms_at_500": route_open.latency.p50,
         "routecall_p99_ms_at_500": route_open.latency.p99,
+        "routecall_p99_ms_at_500_worst_run": max(run.latency.p99 for run in route_runs),
         "echo_max_per_s": echo_max.rate,
         "echo_p50_ms_at_500": echo_open.latency.p50,
         "echo_p99_ms_at_500": echo_open.latency.p99,
@@ -358,9 +375,13 @@ async def main() -> None:
         f"RouteCall vs bare grpc.aio echo, {os.cpu_count()} cores, load average {load} (1/5/15 min) at the "
         "end; server, client and PostgreSQL share the machine"
     )
-    print(f"open loop at {RATE:.0f}/s for {OPEN_S:.0f}s, from the benchmark process (latency from scheduled start):")
+    print(
+        f"open loop at {RATE:.0f}/s, {OPEN_RUNS} runs of {OPEN_S:.0f}s each, interleaved, from the benchmark "
+        "process (latency from scheduled start); the median run by p99:"
+    )
     print(f"  echo      : {echo_open}")
     print(f"  RouteCall : {route_open}" + (f" errors by status: {dict(error_codes)}" if error_codes else ""))
+    print(f"  p99 of each run: echo {_p99s(echo_runs)} ms; RouteCall {_p99s(route_runs)} ms")
     print(f"closed loop, h2load with 2 connections x 32 streams, {CLOSED_S:.0f}s:")
     print(f"  echo      : {echo_max}")
     print(f"  RouteCall : {route_max}")
