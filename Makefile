@@ -48,7 +48,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-## Benchmarks (bench/): prints the figures and writes docs/PERFORMANCE.md (about 8 minutes).
+## Benchmarks (bench/): prints the figures and writes docs/PERFORMANCE.md (about 5 minutes).
 bench: $(STAMP) servers
 	@# h2load (nghttp2, in C) drives the closed-loop RouteCall and echo runs; see bench/h2load.py.
 	command -v h2load >/dev/null || apt-get install -y nghttp2-client || (apt-get update && apt-get install -y nghttp2-client)

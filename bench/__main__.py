@@ -1,7 +1,7 @@
 """Run the whole benchmark suite, print the figures and write docs/PERFORMANCE.md.
 
 Usage: ``python -m bench [--quick] [--no-service-benches] [--out docs/PERFORMANCE.md]``.
-Every part is bounded in time; the whole run takes about 6-9 minutes on a 2-core machine.
+Every part is bounded in time; the whole run takes about 5-6 minutes on a 2-core machine.
 """
 
 from __future__ import annotations
