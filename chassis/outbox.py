@@ -128,6 +128,9 @@ class _Handover:
         self.rows: list[_Handed] = []
         # The relay's set: ids enter it before the commit makes them visible to its drain.
         self.in_hand = in_hand
+        # A task started inside the block inherits the context variable: once the block is over,
+        # what it writes is not handed over (nothing would flush it) but left to the drain.
+        self.open = True
 
 
 _HANDOVER: contextvars.ContextVar[_Handover | None] = contextvars.ContextVar("outbox_handover", default=None)
@@ -135,7 +138,8 @@ _HANDOVER: contextvars.ContextVar[_Handover | None] = contextvars.ContextVar("ou
 
 def handing_over() -> bool:
     """True inside ``OutboxRelay.after_commit()``: rows go to the local relay, no NOTIFY is needed."""
-    return _HANDOVER.get() is not None
+    handover = _HANDOVER.get()
+    return handover is not None and handover.open
 
 
 def written(rows: Iterable[tuple[int, uuid.UUID | str]], messages: list[Outgoing]) -> None:
@@ -144,7 +148,7 @@ def written(rows: Iterable[tuple[int, uuid.UUID | str]], messages: list[Outgoing
     Paired by message_id, not by position: PostgreSQL does not promise RETURNING's order.
     """
     handover = _HANDOVER.get()
-    if handover is not None:
+    if handover is not None and handover.open:
         created = datetime.now(UTC)
         ids = {uuid.UUID(str(message_id)): row_id for row_id, message_id in rows}
         handed = [_Handed(ids[uuid.UUID(m.message_id)], m, created) for m in messages]
@@ -251,6 +255,7 @@ class OutboxRelay:
             self._in_hand.difference_update(r.id for r in handover.rows)
             raise
         finally:
+            handover.open = False
             _HANDOVER.reset(token)
         if handover.rows:
             self._local.extend(handover.rows)

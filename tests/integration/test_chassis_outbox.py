@@ -239,3 +239,27 @@ async def test_a_handed_over_row_the_broker_refuses_is_left_to_the_drain(pool, c
     with pytest.raises(RuntimeError):
         await relay.drain_once()
     assert await pool.fetchval("SELECT attempts FROM outbox") == 1
+
+
+async def test_a_task_started_in_a_hand_over_block_writes_for_the_drain_once_the_block_is_over(
+    pool, connection, database_url
+):
+    relay = outbox.OutboxRelay(
+        pool, connection, database_url=database_url, schema=SCHEMA, service_name="speako-test", poll_interval_s=3600
+    )
+    go = asyncio.Event()
+
+    async def later() -> None:
+        await go.wait()
+        async with pool.acquire() as con, con.transaction():
+            await outbox.enqueue(
+                con, exchange=broker.EVENTS_EXCHANGE, routing_key="job.published", message=events_pb2.JobStateChanged()
+            )
+
+    async with relay.after_commit():
+        task = asyncio.create_task(later())  # inherits the block's context
+    go.set()
+    await task
+    # Not in hand (nothing would flush it), so the drain publishes it.
+    assert await relay.drain_once() == 1
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
