@@ -213,6 +213,15 @@ async def _h2_closed_loop(
     )
 
 
+def pinned_counter(con: asyncpg.Connection) -> Callable[[], Awaitable[int]]:
+    """The calls pinned in PostgreSQL: RouteCall's own record of each successful answer."""
+
+    async def pinned() -> int:
+        return int(await con.fetchval("SELECT count(*) FROM activation.calls"))
+
+    return pinned
+
+
 def _median_run(runs: list[Throughput]) -> Throughput:
     return sorted(runs, key=lambda run: run.latency.p99)[len(runs) // 2]
 
@@ -325,14 +334,11 @@ async def main() -> None:
             await echo_channel.close()
             pins = await asyncpg.connect(s.database_url)
             try:
-
-                async def pinned() -> int:
-                    return int(await pins.fetchval("SELECT count(*) FROM activation.calls"))
-
+                count_pinned = pinned_counter(pins)
                 pid = activation_proc.pid
                 echo_max = await _h2_closed_loop(echo_addr, METHOD, payload, echo_proc.pid)
-                route_max = await _h2_closed_loop(act_addr, ROUTE_CALL, payload, pid, md, pinned)
-                bare_max = await _h2_closed_loop(f"127.0.0.1:{bare_port}", ROUTE_CALL, payload, pid, None, pinned)
+                route_max = await _h2_closed_loop(act_addr, ROUTE_CALL, payload, pid, md, count_pinned)
+                bare_max = await _h2_closed_loop(f"127.0.0.1:{bare_port}", ROUTE_CALL, payload, pid, None, count_pinned)
             finally:
                 await pins.close()
             echo_py = await _closed_loop(echo_addr, "echo", echo_proc.pid)
@@ -350,7 +356,7 @@ async def main() -> None:
             await sink.close()
         con = await asyncpg.connect(s.database_url)
         try:
-            pinned = await con.fetchval("SELECT count(*) FROM activation.calls")
+            pinned = await pinned_counter(con)()
         finally:
             await con.close()
 

@@ -18,10 +18,11 @@ import asyncpg
 import grpc.aio
 
 from bench import h2load
+from bench.activation_routecall import pinned_counter
 from bench.client import TERMINAL, PlatformClient
 from bench.common import SECRET, Latency, Scratch, now, percentile
 from bench.echo_server import METHOD
-from bench.load import Throughput, closed_loop, open_loop, sequential
+from bench.load import Throughput, open_loop, sequential
 from bench.worker import ROUTE_CALL
 from speako.activation.v1 import activation_service_pb2 as act
 from speako.config.v1 import resources_pb2 as res
@@ -359,16 +360,12 @@ async def route_calls(client: PlatformClient, activation_addr: str, database_url
         await calls_client.activate(agent, number)
         await asyncio.sleep(0.5)  # the routing table follows the activation by NOTIFY
         seq = await sequential(lambda: calls_client.route_call(number), 500, warmup=50)
-
-        async def pinned() -> int:
-            return int(await pins.fetchval("SELECT count(*) FROM activation.calls"))
-
         run = await h2load.closed_loop(
             activation_addr,
             ROUTE_CALL,
             act.RouteCallRequest(called_number=number, caller_number="+14155550199").SerializeToString(),
             metadata=calls_client.service_md,
-            confirmed=pinned,
+            confirmed=pinned_counter(pins),
         )
         at_500 = await open_loop(lambda: calls_client.route_call(number), rate=500, duration_s=5)
         return RouteCalls(seq, Throughput(run.rate, run.errors, run.latency), at_500)
@@ -400,7 +397,6 @@ __all__ = [
     "RouteCalls",
     "RssSampler",
     "Sustained",
-    "closed_loop",
     "echo_best",
     "fanout",
     "publish_latency",

@@ -216,8 +216,7 @@ class ServerTracing(_WrapOnce):
             or not is_instrumentation_enabled()
         ):
             return await self._otel.intercept_service(continuation, details)
-        wrapped = self._wrapped.get(details.method)
-        return wrapped if wrapped is not None else await self._wrap_first(continuation, details)
+        return await super().intercept_service(continuation, details)
 
     def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> Any:
         tracer, fields = self._tracer, self._fields

@@ -136,10 +136,14 @@ class _Handover:
 _HANDOVER: contextvars.ContextVar[_Handover | None] = contextvars.ContextVar("outbox_handover", default=None)
 
 
+def _open_handover() -> _Handover | None:
+    handover = _HANDOVER.get()
+    return handover if handover is not None and handover.open else None
+
+
 def handing_over() -> bool:
     """True inside ``OutboxRelay.after_commit()``: rows go to the local relay, no NOTIFY is needed."""
-    handover = _HANDOVER.get()
-    return handover is not None and handover.open
+    return _open_handover() is not None
 
 
 def written(rows: Iterable[tuple[int, uuid.UUID | str]], messages: list[Outgoing]) -> None:
@@ -147,8 +151,8 @@ def written(rows: Iterable[tuple[int, uuid.UUID | str]], messages: list[Outgoing
 
     Paired by message_id, not by position: PostgreSQL does not promise RETURNING's order.
     """
-    handover = _HANDOVER.get()
-    if handover is not None and handover.open:
+    handover = _open_handover()
+    if handover is not None:
         created = datetime.now(UTC)
         ids = {uuid.UUID(str(message_id)): row_id for row_id, message_id in rows}
         handed = [_Handed(ids[uuid.UUID(m.message_id)], m, created) for m in messages]

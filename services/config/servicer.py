@@ -218,8 +218,8 @@ class ConfigServicer(config_service_pb2_grpc.ConfigServiceServicer):
         return agent
 
     @staticmethod
-    async def _draft_or_404(q: ConfigQueries, name: DraftName, *, for_update: bool = False) -> DraftRecord:
-        draft = await q.get_draft(name.tenant, name.agent, for_update=for_update)
+    async def _draft_or_404(q: ConfigQueries, name: DraftName) -> DraftRecord:
+        draft = await q.get_draft(name.tenant, name.agent)
         if draft is None:
             raise errors.NotFound(
                 f"agent {name.agent_name} does not exist", resource_name=str(name), resource_type="Draft"

@@ -232,11 +232,10 @@ class ConfigQueries:
 
     # --- drafts ---------------------------------------------------------------------------------
 
-    async def get_draft(self, tenant: str, agent_id: str, *, for_update: bool = False) -> DraftRecord | None:
-        """The draft of an agent; with for_update, lock it for a read-modify-write."""
-        lock = " FOR UPDATE" if for_update else ""
+    async def get_draft(self, tenant: str, agent_id: str) -> DraftRecord | None:
+        """The draft of an agent (a read-modify-write locks it with ``lock_draft``)."""
         row = await self.connection.fetchrow(
-            f"SELECT {_DRAFT_COLUMNS} FROM drafts WHERE tenant = $1 AND agent_id = $2{lock}", tenant, agent_id
+            f"SELECT {_DRAFT_COLUMNS} FROM drafts WHERE tenant = $1 AND agent_id = $2", tenant, agent_id
         )
         return _draft(row) if row else None
 

@@ -98,6 +98,11 @@ class AckBatcher:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
+    async def settle(self, incoming: aio_pika.abc.AbstractIncomingMessage, action: Awaitable[None]) -> None:
+        """Reject or nack a delivery on its own (``action``), then stop tracking it."""
+        await _settle(action)
+        self.settled(incoming)
+
     def settled(self, incoming: aio_pika.abc.AbstractIncomingMessage) -> None:
         """A delivery was rejected or nacked on its own (after that frame was sent)."""
         entry = self._entry(incoming)
@@ -211,8 +216,7 @@ class JobEventsConsumer:
                 key = check_event(event.job, event.sequence)
             except (broker.UndecodableMessage, InvalidEvent) as exc:
                 log.error("dead-lettering message %s: %s", incoming.message_id, exc)
-                await _settle(incoming.reject(requeue=False))
-                self.acks.settled(incoming)
+                await self.acks.settle(incoming, incoming.reject(requeue=False))
                 return
             failure = (
                 failed_job_notification(event.job) if event.job.state == resources_pb2.PublishJob.STATE_FAILED else None
@@ -223,14 +227,12 @@ class JobEventsConsumer:
                 outcome = await self.writer.submit(JobChange(message_id, key, event.job, event.sequence, failure))
             except _TRANSIENT as exc:
                 log.warning("could not apply %s (%s); requeueing", message_id, exc)
-                await _settle(incoming.nack(requeue=True))
-                self.acks.settled(incoming)
+                await self.acks.settle(incoming, incoming.nack(requeue=True))
                 return
             except Exception:
                 log.exception("applying %s failed; requeueing", message_id)
                 await asyncio.sleep(1.0)  # no hot redelivery loop; the delivery limit ends it
-                await _settle(incoming.nack(requeue=True))
-                self.acks.settled(incoming)
+                await self.acks.settle(incoming, incoming.nack(requeue=True))
                 return
             if outcome is ApplyOutcome.APPLIED:
                 self.applied += 1
