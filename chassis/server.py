@@ -10,7 +10,8 @@ import asyncio
 import gc
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -154,6 +155,20 @@ def freeze_startup_heap() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+def run_event_loop(main: Coroutine[Any, Any, None], event_loop: str) -> None:
+    """Run ``main`` to completion on a new event loop of the kind ``Settings.event_loop`` names.
+
+    uvloop by default: its transports write and read sockets in C, which took ~15% of the CPU of
+    a publish off every service (asyncpg, aio-pika and grpc.aio all run on it unchanged).
+    """
+    if event_loop == "uvloop":
+        import uvloop
+
+        uvloop.run(main)
+    else:
+        asyncio.run(main)
 
 
 async def run_apps(apps: Sequence[GrpcApp]) -> None:

@@ -29,7 +29,11 @@ ENV_VARS = (
     "SPEAKO_RPC_TIMEOUT_S",
     "SPEAKO_METRICS_PORT_BASE",
     "SPEAKO_LOG_LEVEL",
+    "SPEAKO_EVENT_LOOP",
 )
+
+# Event loops a service can run on (SPEAKO_EVENT_LOOP); the first is the default.
+EVENT_LOOPS = ("uvloop", "asyncio")
 
 
 class SettingsError(ValueError):
@@ -72,6 +76,8 @@ class Settings:
     # Where `speako serve <one service>` listens when not on its own address (containers: 0.0.0.0:port).
     listen_addr: str = ""
     # Prometheus port per service; 0 disables the metrics endpoint.
+    # uvloop (libuv) or the standard library's loop; see chassis.server.run_event_loop.
+    event_loop: str = EVENT_LOOPS[0]
     metrics_ports: Mapping[str, int] = field(
         default_factory=lambda: {"config": 9461, "publisher": 9462, "notifier": 9463, "activation": 9464}
     )
@@ -96,6 +102,9 @@ class Settings:
             )
         activation_addr = env.get("SPEAKO_ACTIVATION_ADDR") or cls.activation_addr
         base_port = int(env.get("SPEAKO_METRICS_PORT_BASE", "9460"))
+        event_loop = env.get("SPEAKO_EVENT_LOOP") or cls.event_loop
+        if event_loop not in EVENT_LOOPS:
+            raise SettingsError(f"SPEAKO_EVENT_LOOP={event_loop!r}: expected one of {', '.join(EVENT_LOOPS)}")
         return cls(
             database_url=env.get("SPEAKO_DATABASE_URL") or cls.database_url,
             amqp_url=env.get("SPEAKO_AMQP_URL") or cls.amqp_url,
@@ -111,6 +120,7 @@ class Settings:
             shutdown_grace_s=_float(env, "SPEAKO_SHUTDOWN_GRACE_S", cls.shutdown_grace_s),
             rpc_timeout_s=_float(env, "SPEAKO_RPC_TIMEOUT_S", cls.rpc_timeout_s),
             listen_addr=env.get("SPEAKO_LISTEN_ADDR", ""),
+            event_loop=event_loop,
             metrics_ports={
                 name: (0 if base_port == 0 else base_port + offset)
                 for offset, name in enumerate(("config", "publisher", "notifier", "activation"), start=1)

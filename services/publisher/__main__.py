@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from chassis.logs import configure_logging
-from chassis.server import run_apps
+from chassis.server import run_apps, run_event_loop
 from chassis.settings import Settings
 from services.publisher.main import SERVICE_NAME, create_app
 
 
-async def _main() -> None:
-    settings = Settings.from_env()
+async def _main(settings: Settings) -> None:
     await run_apps([await create_app(settings)])
 
 
 if __name__ == "__main__":
     configure_logging(SERVICE_NAME)
-    asyncio.run(_main())
+    settings = Settings.from_env()
+    run_event_loop(_main(settings), settings.event_loop)

@@ -111,7 +111,7 @@ def serve(service: str, create_database: bool) -> None:
     # Imported here: the client commands start faster without the server stack.
     from chassis.database import ensure_database
     from chassis.logs import configure_logging
-    from chassis.server import GrpcApp, run_apps
+    from chassis.server import GrpcApp, run_apps, run_event_loop
 
     settings = _settings()
     configure_logging(f"speako-{service}")
@@ -133,7 +133,7 @@ def serve(service: str, create_database: bool) -> None:
         await run_apps(apps)
 
     try:
-        asyncio.run(run())
+        run_event_loop(run(), settings.event_loop)
     except KeyboardInterrupt:
         sys.exit(130)
 
