@@ -19,6 +19,7 @@ import time
 
 import grpc
 import grpc.aio
+import uvloop
 
 from bench.common import bearer, token
 from bench.echo_server import METHOD
@@ -125,9 +126,9 @@ def main() -> None:
     if mode == "unary":
         addr, kind, duration, concurrency = sys.argv[2], sys.argv[3], float(sys.argv[4]), int(sys.argv[5])
         number = sys.argv[6] if len(sys.argv) > 6 else ""
-        result = asyncio.run(unary(addr, kind, duration, concurrency, number))
+        result = uvloop.run(unary(addr, kind, duration, concurrency, number))
     else:
-        result = asyncio.run(watch(sys.argv[2], sys.argv[3], int(sys.argv[4])))
+        result = uvloop.run(watch(sys.argv[2], sys.argv[3], int(sys.argv[4])))
     print(json.dumps(result), flush=True)
 
 

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import grpc
 import grpc.aio
-from opentelemetry.instrumentation.grpc import aio_client_interceptors
+from google.protobuf.message import Message
+from opentelemetry import propagate, trace
 
 from chassis import auth, telemetry
 from chassis.settings import Settings
 
 # A service token lives this long and is re-minted when half of it is gone.
 SERVICE_TOKEN_TTL_S = 600.0
+
+R = TypeVar("R", bound=Message)
+
+
+def _serialize(message: Message) -> bytes:
+    return message.SerializeToString()
 
 
 def channel_options(settings: Settings) -> list[tuple[str, Any]]:
@@ -47,35 +55,47 @@ class ServiceToken:
         return self._token
 
 
-class _CallDefaults(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
-    """Adds the bearer token and, when the caller set none, a deadline."""
+class ServiceClient:
+    """Calls from one service to another: a service token, a default deadline and a CLIENT span.
 
-    def __init__(self, token: ServiceToken, timeout_s: float) -> None:
-        self._token = token
-        self._timeout_s = timeout_s
+    It does inline what two client interceptors (OpenTelemetry's and a defaults one) did: grpc.aio
+    runs an intercepted call in an extra task behind a wrapper call object, which cost ~90 us of
+    client CPU and ~105 us of latency per call (bench: an echo call, 114 -> 205 us of CPU).
+    """
 
-    def _details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
-        metadata = grpc.aio.Metadata(*(details.metadata or ()))
-        metadata["authorization"] = f"Bearer {self._token.get()}"
-        return grpc.aio.ClientCallDetails(
-            method=details.method,
-            timeout=details.timeout if details.timeout is not None else self._timeout_s,
-            metadata=metadata,
-            credentials=details.credentials,
-            wait_for_ready=details.wait_for_ready,
+    def __init__(self, addr: str, settings: Settings, *, caller: str) -> None:
+        self.channel = grpc.aio.insecure_channel(addr, options=channel_options(settings))
+        self._token = ServiceToken(settings.auth_secret, caller)
+        self._timeout_s = settings.rpc_timeout_s
+        self._tracer = trace.get_tracer("speako.rpc", tracer_provider=telemetry.tracer_provider(caller))
+
+    def unary(self, path: str, response_type: type[R]) -> Callable[[Message, float | None], Awaitable[R]]:
+        """An async callable for the unary method ``path`` (``/package.Service/Method``)."""
+        call = self.channel.unary_unary(
+            path, request_serializer=_serialize, response_deserializer=response_type.FromString
         )
+        service, _, method = path[1:].partition("/")
+        attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}
 
-    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(self._details(details), request)
+        async def invoke(request: Message, timeout_s: float | None = None) -> R:
+            metadata = [("authorization", f"Bearer {self._token.get()}")]
+            with self._tracer.start_as_current_span(path, kind=trace.SpanKind.CLIENT, attributes=attributes) as span:
+                carrier: dict[str, str] = {}
+                propagate.inject(carrier)
+                metadata.extend(carrier.items())
+                try:
+                    response: R = await call(
+                        request, timeout=self._timeout_s if timeout_s is None else timeout_s, metadata=metadata
+                    )
+                except grpc.aio.AioRpcError as exc:
+                    span.set_attribute("rpc.grpc.status_code", exc.code().value[0])
+                    span.set_status(trace.Status(trace.StatusCode.ERROR, f"{exc.code().name}: {exc.details()}"))
+                    raise
+                span.set_attribute("rpc.grpc.status_code", 0)
+                return response
 
-    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(self._details(details), request)
+        return invoke
 
-
-def service_channel(addr: str, settings: Settings, *, caller: str) -> grpc.aio.Channel:
-    """A channel from service ``caller`` (e.g. speako-publisher) to ``addr``."""
-    interceptors: list[Any] = [
-        *aio_client_interceptors(tracer_provider=telemetry.tracer_provider(caller)),
-        _CallDefaults(ServiceToken(settings.auth_secret, caller), settings.rpc_timeout_s),
-    ]
-    return grpc.aio.insecure_channel(addr, options=channel_options(settings), interceptors=interceptors)
+    async def close(self) -> None:
+        """Close the channel."""
+        await self.channel.close()

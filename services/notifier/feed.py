@@ -72,6 +72,8 @@ class FeedTailer:
         self._handed: list[FeedRow] = []
         # The feed may hold rows up to here that only a store read finds (NOTIFY, poll, a gap).
         self._unread_through: float = 0
+        # Commits of this process's intake in progress: their rows are about to be handed over.
+        self._committing = 0
         self.epoch = ""
         self.position = 0
 
@@ -87,11 +89,15 @@ class FeedTailer:
         self._unread_through = math.inf
         self._wake.set()
 
+    def committing(self) -> None:
+        """This process's intake is committing; ``committed`` follows, whatever the outcome."""
+        self._committing += 1
+
     def committed(self, rows: Sequence[FeedRow]) -> None:
-        """Rows this process just committed: publish them without reading them back."""
-        if rows:
-            self._handed.extend(rows)
-            self._wake.set()
+        """Rows this process just committed (none if it failed): publish them without reading them back."""
+        self._committing = max(0, self._committing - 1)
+        self._handed.extend(rows)
+        self._wake.set()
 
     def _on_notify(self, payload: str) -> None:
         # The payload is the last position of the committing transaction (see store._append).
@@ -133,6 +139,11 @@ class FeedTailer:
                 if row.position == self.position + 1:
                     await self._publish(row)
         if self._unread_through <= self.position:
+            return
+        if self._committing and self._unread_through != math.inf:
+            # A NOTIFY, most likely of the commit this process is finishing: ``committed`` hands its
+            # rows over in a moment, and reading them first would put a statement per event on the
+            # way to the watchers. Whatever is still missing then (another replica's) is read.
             return
         # Cleared before reading, so that a NOTIFY during the read asks for another one.
         unread_through, self._unread_through = self._unread_through, 0

@@ -18,13 +18,22 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 from services.notifier.store import ApplyOutcome, FeedRow, JobChange, NotifierStore
 
 log = logging.getLogger("speako.notifier.intake")
 
 _Item = tuple[JobChange | None, "asyncio.Future[ApplyOutcome | None]"]
+
+
+class CommitListener(Protocol):
+    """Told of each intake commit: that it starts, then the feed rows it wrote once it is over."""
+
+    def committing(self) -> None: ...
+
+    def committed(self, rows: Sequence[FeedRow]) -> None: ...  # [] when it wrote none or failed
 
 
 class BatchWriter:
@@ -37,7 +46,7 @@ class BatchWriter:
         transient: tuple[type[BaseException], ...],
         max_batch: int = 256,
         retry_for_s: float = 30.0,
-        on_commit: Callable[[Sequence[FeedRow]], None] | None = None,
+        listener: CommitListener | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
@@ -45,7 +54,7 @@ class BatchWriter:
         self._transient = transient
         self._max_batch = max_batch
         self._retry_for_s = retry_for_s
-        self._on_commit = on_commit
+        self._listener = listener
         self._pending: collections.deque[_Item] = collections.deque()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -121,7 +130,7 @@ class BatchWriter:
         changes = [change for change, _ in batch if change is not None]
         appended: list[FeedRow] = []
         try:
-            applied = await self._apply_with_retry(changes, appended) if changes else []
+            applied = await self._apply(changes, appended) if changes else []
         except self._transient as exc:
             for _, future in batch:
                 _fail(future, exc)
@@ -144,8 +153,16 @@ class BatchWriter:
             outcome = None if change is None else next(outcomes)
             if not future.done():  # its delivery handler may have been cancelled
                 future.set_result(outcome)
-        if self._on_commit is not None and appended:
-            self._on_commit(appended)
+
+    async def _apply(self, changes: Sequence[JobChange], appended: list[FeedRow]) -> list[ApplyOutcome]:
+        listener = self._listener
+        if listener is not None:
+            listener.committing()
+        try:
+            return await self._apply_with_retry(changes, appended)
+        finally:
+            if listener is not None:
+                listener.committed(appended)  # filled only once the transaction committed
 
     async def _apply_with_retry(self, changes: Sequence[JobChange], appended: list[FeedRow]) -> list[ApplyOutcome]:
         # Ride out a short database outage in place instead of burning deliveries.

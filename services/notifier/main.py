@@ -95,7 +95,7 @@ async def create_app(
             observe_lag=app.metrics.consumer_lag.labels(JOB_EVENTS_QUEUE).observe,
             max_batch=options.consumer_max_batch,
             # Our own commits reach this process's watchers without LISTEN/NOTIFY or a feed read.
-            on_commit=tailer.committed,
+            commits=tailer,
         )
         await consumer.start()
     except BaseException:

@@ -11,7 +11,7 @@ import asyncio
 import collections
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aio_pika
@@ -21,8 +21,8 @@ import asyncpg
 from chassis import broker
 from services.notifier.domain.jobs import InvalidEvent, check_event
 from services.notifier.domain.notifications import failed_job_notification
-from services.notifier.intake import BatchWriter
-from services.notifier.store import ApplyOutcome, FeedRow, JobChange, NotifierStore
+from services.notifier.intake import BatchWriter, CommitListener
+from services.notifier.store import ApplyOutcome, JobChange, NotifierStore
 from speako.config.v1 import resources_pb2
 from speako.events.v1 import events_pb2
 
@@ -157,7 +157,7 @@ class JobEventsConsumer:
         retry_for_s: float = 30.0,
         observe_lag: Callable[[float], None] | None = None,
         max_batch: int = 256,
-        on_commit: Callable[[Sequence[FeedRow]], None] | None = None,
+        commits: CommitListener | None = None,
     ) -> None:
         self._connection = connection
         self._observe_lag = observe_lag
@@ -172,7 +172,7 @@ class JobEventsConsumer:
         # Deliveries run as concurrent tasks; the one writer applies their changes in delivery
         # order (a job's later event never overtakes an earlier one), many per transaction.
         self.writer = BatchWriter(
-            store, transient=_TRANSIENT, max_batch=max_batch, retry_for_s=retry_for_s, on_commit=on_commit
+            store, transient=_TRANSIENT, max_batch=max_batch, retry_for_s=retry_for_s, listener=commits
         )
         self.acks = AckBatcher()
 

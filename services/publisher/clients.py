@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Protocol
 
-import grpc
 import grpc.aio
 from google.rpc import error_details_pb2, status_pb2
 
+from chassis.clients import ServiceClient
 from speako.activation.v1 import resources_pb2 as activation_pb2
-from speako.activation.v1 import runtime_service_pb2, runtime_service_pb2_grpc
-from speako.config.v1 import config_service_pb2, config_service_pb2_grpc
+from speako.activation.v1 import runtime_service_pb2
+from speako.config.v1 import config_service_pb2
 from speako.config.v1 import resources_pb2 as config_pb2
 
 _DETAILS_KEY = "grpc-status-details-bin"
@@ -62,31 +62,29 @@ class Runtime(Protocol):
 
 
 class GrpcVersionSource:
-    """ConfigService.GetVersion over a service channel."""
+    """ConfigService.GetVersion from the publisher's client of config."""
 
-    def __init__(self, channel: grpc.aio.Channel) -> None:
-        self._stub = config_service_pb2_grpc.ConfigServiceStub(channel)
+    def __init__(self, client: ServiceClient) -> None:
+        self._get_version = client.unary("/speako.config.v1.ConfigService/GetVersion", config_pb2.Version)
 
     async def get_version(self, name: str, timeout_s: float) -> config_pb2.Version:
         """Read a version; RemoteError on any failure."""
         try:
             request = config_service_pb2.GetVersionRequest(name=name)
-            return await self._stub.GetVersion(request, timeout=timeout_s)
+            return await self._get_version(request, timeout_s)
         except grpc.aio.AioRpcError as exc:
             raise RemoteError.from_rpc(exc) from None
 
 
 class GrpcRuntime:
-    """RuntimeService.DeployBundle over a service channel."""
+    """RuntimeService.DeployBundle from the publisher's client of the runtime."""
 
-    def __init__(self, channel: grpc.aio.Channel) -> None:
-        self._stub = runtime_service_pb2_grpc.RuntimeServiceStub(channel)
+    def __init__(self, client: ServiceClient) -> None:
+        self._deploy = client.unary("/speako.activation.v1.RuntimeService/DeployBundle", activation_pb2.Deployment)
 
     async def deploy(self, bundle: activation_pb2.Bundle, timeout_s: float) -> activation_pb2.Deployment:
         """Deploy a bundle; RemoteError on any failure."""
         try:
-            return await self._stub.DeployBundle(
-                runtime_service_pb2.DeployBundleRequest(bundle=bundle), timeout=timeout_s
-            )
+            return await self._deploy(runtime_service_pb2.DeployBundleRequest(bundle=bundle), timeout_s)
         except grpc.aio.AioRpcError as exc:
             raise RemoteError.from_rpc(exc) from None

@@ -39,8 +39,8 @@ async def create_app(
     )
     # Events go to the broker as soon as their statement commits (no NOTIFY hop, no re-read).
     store = JobStore(pool, after_commit=relay.after_commit)
-    config_channel = clients.service_channel(settings.config_addr, settings, caller=SERVICE_NAME)
-    runtime_channel = clients.service_channel(settings.runtime_addr, settings, caller=SERVICE_NAME)
+    config_client = clients.ServiceClient(settings.config_addr, settings, caller=SERVICE_NAME)
+    runtime_client = clients.ServiceClient(settings.runtime_addr, settings, caller=SERVICE_NAME)
     app = GrpcApp(
         service_name=SERVICE_NAME,
         settings=settings,
@@ -49,8 +49,8 @@ async def create_app(
     )
     pipeline = Pipeline(
         store,
-        GrpcVersionSource(config_channel),
-        GrpcRuntime(runtime_channel),
+        GrpcVersionSource(config_client),
+        GrpcRuntime(runtime_client),
         options,
         service_name=SERVICE_NAME,
         metrics=PipelineMetrics(app.metrics),
@@ -79,8 +79,8 @@ async def create_app(
         await pipeline.drain(settings.shutdown_grace_s)
 
     async def close_channels() -> None:
-        await config_channel.close()
-        await runtime_channel.close()
+        await config_client.close()
+        await runtime_client.close()
 
     app.add_background("publish-requests", consume)
     app.add_background("job-dispatcher", pipeline.run)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import grpc
+import grpc.aio
 import jwt
 import pytest
 
@@ -205,21 +207,47 @@ def test_message_limit_defaults_to_16_mib_and_is_configurable():
         Settings.from_env({"SPEAKO_ENV": "dev", "SPEAKO_MAX_MESSAGE_BYTES": "-1"})
 
 
-def test_service_calls_get_a_service_token_and_a_default_deadline():
-    class Details:
-        method, timeout, metadata, credentials, wait_for_ready = "/m", None, None, None, None
+async def test_service_calls_get_a_service_token_a_default_deadline_and_the_trace_context():
+    seen: list[tuple[dict[str, str], float | None]] = []
 
-    defaults = clients._CallDefaults(clients.ServiceToken(SECRET, "speako-publisher"), 7.5)
-    details = defaults._details(Details())  # type: ignore[arg-type]
-    assert details.timeout == 7.5
-    token = dict(details.metadata)["authorization"].removeprefix("Bearer ")
+    async def get_version(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        seen.append((dict(context.invocation_metadata() or ()), context.time_remaining()))
+        return res.Version(name=cfg.GetVersionRequest.FromString(request).name).SerializeToString()
+
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "speako.config.v1.ConfigService", {"GetVersion": grpc.unary_unary_rpc_method_handler(get_version)}
+            ),
+        )
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    settings = Settings.from_env({"SPEAKO_AUTH_SECRET": SECRET, "SPEAKO_RPC_TIMEOUT_S": "7.5"})
+    client = clients.ServiceClient(f"127.0.0.1:{port}", settings, caller="speako-publisher")
+    try:
+        get = client.unary("/speako.config.v1.ConfigService/GetVersion", res.Version)
+        version = await get(cfg.GetVersionRequest(name="tenants/a/agents/b/versions/1"), None)
+        await get(cfg.GetVersionRequest(name="tenants/a/agents/b/versions/1"), 2.0)
+    finally:
+        await client.close()
+        await server.stop(0)
+    assert version.name == "tenants/a/agents/b/versions/1"
+    (metadata, default_left), (_, explicit_left) = seen
+    # (gRPC rounds a deadline up a little on the wire.)
+    assert default_left is not None and 6.0 < default_left <= 7.6
+    assert explicit_left is not None and 1.0 < explicit_left <= 2.1
+    # The caller's trace continues in the callee (W3C traceparent).
+    assert metadata["traceparent"].startswith("00-")
+    token = metadata["authorization"].removeprefix("Bearer ")
     principal = auth.verify_token(SECRET, token)
     assert principal.roles == {"service"} and principal.tenant == "*" and principal.subject == "speako-publisher"
 
 
 def test_services_only_call_out_through_the_chassis_channel():
     """Every outgoing RPC carries a service token and a deadline because no service builds its own
-    gRPC channel: they all use chassis.clients.service_channel."""
+    gRPC channel: they all use chassis.clients.ServiceClient."""
     from tests.harness import ROOT
 
     offenders = [
@@ -227,4 +255,4 @@ def test_services_only_call_out_through_the_chassis_channel():
         for path in (ROOT / "services").rglob("*.py")
         if "insecure_channel(" in path.read_text() or "secure_channel(" in path.read_text()
     ]
-    assert not offenders, f"build channels with chassis.clients.service_channel: {offenders}"
+    assert not offenders, f"call other services through chassis.clients.ServiceClient: {offenders}"

@@ -71,6 +71,53 @@ async def test_a_notify_beyond_the_position_reads_the_feed():
     assert store.reads == 1
 
 
+async def test_the_notify_of_an_own_commit_waits_for_its_hand_over_instead_of_reading_the_feed():
+    tailer, store, hub = await tailer_with([row(1)])
+    sub = hub.subscribe(AGENT)
+    tailer.committing()
+    tailer._on_notify("1")  # the commit's NOTIFY can arrive before the writer hands its rows over
+    await tailer.catch_up()
+    assert store.reads == 0
+    tailer.committed([row(1)])
+    await tailer.catch_up()
+    assert (await sub.get(1)).position == 1
+    assert store.reads == 0
+
+
+async def test_another_replicas_rows_are_read_once_the_own_commit_is_over():
+    tailer, store, hub = await tailer_with([row(1), row(2)])
+    sub = hub.subscribe(AGENT)
+    tailer.committing()
+    tailer._on_notify("1")  # another replica committed position 1 meanwhile
+    await tailer.catch_up()
+    tailer.committed([row(2)])
+    await tailer.catch_up()
+    assert [(await sub.get(1)).position for _ in range(2)] == [1, 2]
+    assert store.reads == 1
+
+
+async def test_a_failed_own_commit_does_not_hold_back_the_read():
+    tailer, store, hub = await tailer_with([row(1)])
+    sub = hub.subscribe(AGENT)
+    tailer.committing()
+    tailer._on_notify("1")
+    await tailer.catch_up()
+    tailer.committed([])
+    await tailer.catch_up()
+    assert (await sub.get(1)).position == 1
+    assert store.reads == 1
+
+
+async def test_the_poll_reads_the_feed_even_during_an_own_commit():
+    tailer, store, hub = await tailer_with([row(1)])
+    sub = hub.subscribe(AGENT)
+    tailer.committing()
+    tailer.wake()  # the polling fallback (or a LISTEN reconnect)
+    await tailer.catch_up()
+    assert (await sub.get(1)).position == 1
+    assert store.reads == 1
+
+
 async def test_a_failed_feed_read_is_retried_at_the_next_catch_up():
     tailer, store, hub = await tailer_with([row(1)])
     sub = hub.subscribe(AGENT)

@@ -49,8 +49,8 @@ class FakeStore:
 
 async def test_the_writer_batches_what_waits_and_keeps_submission_order():
     store = FakeStore()
-    commits = []
-    writer = BatchWriter(store, transient=(OSError,), max_batch=3, on_commit=commits.append)  # type: ignore[arg-type]
+    commits = Commits()
+    writer = BatchWriter(store, transient=(OSError,), max_batch=3, listener=commits)  # type: ignore[arg-type]
     writer.start()
     store.release.clear()
     first = asyncio.create_task(writer.submit(change(0)))
@@ -62,19 +62,34 @@ async def test_the_writer_batches_what_waits_and_keeps_submission_order():
     assert results == [ApplyOutcome.APPLIED, ApplyOutcome.APPLIED, None, *[ApplyOutcome.APPLIED] * 3]
     # At most 3 deliveries per batch (the no-op one counts), in submission order.
     assert store.batches == [["m0"], ["m1", "m2"], ["m3", "m4"]]
-    # Each commit hands its feed rows to the tailer.
-    assert [[r.position for r in rows] for rows in commits] == [[0], [1, 2], [3, 4]]
+    # Each commit is announced, then hands its feed rows to the tailer.
+    assert commits.log == ["committing", [0], "committing", [1, 2], "committing", [3, 4]]
     await writer.close()
+
+
+class Commits:
+    def __init__(self) -> None:
+        self.log: list[object] = []
+
+    def committing(self) -> None:
+        self.log.append("committing")
+
+    def committed(self, rows: list[FeedRow]) -> None:
+        self.log.append([r.position for r in rows])
 
 
 async def test_one_bad_event_fails_alone_and_the_rest_of_its_batch_commits():
     store = FakeStore(poison="m2")
-    writer = BatchWriter(store, transient=(OSError,))  # type: ignore[arg-type]
+    commits = Commits()
+    writer = BatchWriter(store, transient=(OSError,), listener=commits)  # type: ignore[arg-type]
     writer.start()
     tasks = [asyncio.create_task(writer.submit(change(n))) for n in range(4)]
     results = await asyncio.gather(*tasks, return_exceptions=True)
     assert [type(r) for r in results] == [ApplyOutcome, ApplyOutcome, ValueError, ApplyOutcome]
     assert sorted(m for b in store.batches for m in b) == ["m0", "m1", "m3"]
+    # Every commit that was announced is closed, the failed ones with no rows (the tailer waits on them).
+    assert commits.log.count("committing") == len([e for e in commits.log if e != "committing"])
+    assert [] in commits.log
     await writer.close()
 
 
