@@ -448,6 +448,7 @@ class ConfigServicer(config_service_pb2_grpc.ConfigServiceServicer):
                 )
             now = self._clock()
             number, sections = state.latest_version_number, state.latest_changed_sections
+            new_version = None
             if not number or draft.content_sha256 != state.latest_content_sha256:
                 previous = (
                     resources_pb2.AgentConfig.FromString(state.latest_config_bytes)
@@ -455,17 +456,16 @@ class ConfigServicer(config_service_pb2_grpc.ConfigServiceServicer):
                     else None
                 )
                 number, sections = number + 1, changed_sections(previous, config)
-                await q.add_version(
-                    VersionRecord(
-                        tenant=name.tenant,
-                        agent_id=name.agent,
-                        number=number,
-                        config_bytes=draft.config_bytes,
-                        content_sha256=draft.content_sha256,
-                        changed_sections=sections,
-                        create_time=now,
-                        creator=requester,
-                    )
+                # Stored by the statement that records the job below (one round trip less).
+                new_version = VersionRecord(
+                    tenant=name.tenant,
+                    agent_id=name.agent,
+                    number=number,
+                    config_bytes=draft.config_bytes,
+                    content_sha256=draft.content_sha256,
+                    changed_sections=sections,
+                    create_time=now,
+                    creator=requester,
                 )
             job_id = uuid.uuid4()
             agent_name = name.agent_name
@@ -492,6 +492,7 @@ class ConfigServicer(config_service_pb2_grpc.ConfigServiceServicer):
                 deadline=now + self._deadline,
                 job=job.SerializeToString(),
                 messages=self._events.job_submitted_messages(job, draft.content_sha256),
+                new_version=new_version,
             )
             return job
 

@@ -325,30 +325,6 @@ class ConfigQueries:
 
     # --- versions -------------------------------------------------------------------------------
 
-    async def add_version(self, version: VersionRecord) -> None:
-        """Store a new immutable version and make it the agent's latest (caller holds the agent lock).
-
-        One statement: the counter only moves from number - 1, so a number can never be skipped.
-        """
-        status = await self.connection.execute(
-            f"WITH added AS (INSERT INTO versions ({_VERSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
-            "RETURNING tenant, agent_id, number, content_sha256, create_time) "
-            "UPDATE agents a SET latest_version_number = added.number, "
-            "latest_content_sha256 = added.content_sha256, update_time = added.create_time FROM added "
-            "WHERE a.tenant = added.tenant AND a.agent_id = added.agent_id "
-            "AND a.latest_version_number = added.number - 1",
-            version.tenant,
-            version.agent_id,
-            version.number,
-            version.config_bytes,
-            version.content_sha256,
-            version.changed_sections,
-            version.create_time,
-            version.creator,
-        )
-        if status != "UPDATE 1":
-            raise RuntimeError(f"version {version.number} of {version.agent_id} is not the next number")
-
     async def get_version(self, tenant: str, agent_id: str, number: int) -> VersionRecord | None:
         """One version."""
         row = await self.connection.fetchrow(
@@ -398,10 +374,14 @@ class ConfigQueries:
         deadline: datetime,
         job: bytes,
         messages: Sequence[outbox.Outgoing] = (),
+        new_version: VersionRecord | None = None,
     ) -> None:
         """Record a submitted publish job, its outbox messages and (when unsaved) the response.
 
         One statement: the job bytes are the PublishDraft response an idempotent retry replays.
+        With ``new_version`` the same statement stores that immutable version and makes it the
+        agent's latest (the caller holds the agent lock); the agent's counter only moves from
+        number - 1, so a number can never be skipped.
         """
         args: list[object] = [
             job_id,
@@ -415,10 +395,35 @@ class ConfigQueries:
             deadline,
             job,
         ]
-        sql = (
-            "WITH request AS (INSERT INTO publish_requests (job_id, tenant, agent_id, version_number, requester, "
+        sql = "WITH "
+        if new_version is not None:
+            first = len(args) + 1
+            args.extend(
+                (
+                    new_version.tenant,
+                    new_version.agent_id,
+                    new_version.number,
+                    new_version.config_bytes,
+                    new_version.content_sha256,
+                    new_version.changed_sections,
+                    new_version.create_time,
+                    new_version.creator,
+                )
+            )
+            values = ", ".join(f"${first + i}" for i in range(8))
+            sql += (
+                f"added AS (INSERT INTO versions ({_VERSION_COLUMNS}) VALUES ({values}) "
+                "RETURNING tenant, agent_id, number, content_sha256, create_time), "
+                "bumped AS (UPDATE agents a SET latest_version_number = added.number, "
+                "latest_content_sha256 = added.content_sha256, update_time = added.create_time FROM added "
+                "WHERE a.tenant = added.tenant AND a.agent_id = added.agent_id "
+                "AND a.latest_version_number = added.number - 1 RETURNING 1), "
+            )
+        sql += (
+            "request AS (INSERT INTO publish_requests (job_id, tenant, agent_id, version_number, requester, "
             "request_id, trace_id, create_time, deadline, job) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10))"
         )
+        bumped = "(SELECT count(*) FROM bumped)" if new_version is not None else "1"
         if self.unsaved_request is not None:
             args.extend(self.unsaved_request)
             sql += (
@@ -427,14 +432,21 @@ class ConfigQueries:
             )
             self.unsaved_request = None
         if not messages:
-            await self.connection.execute(sql + " SELECT 1", *args)
+            _check_bumped(await self.connection.fetchval(f"{sql} SELECT {bumped}", *args), new_version)
             return
         ids_sql = f"ann AS ({outbox.insert_sql(len(args) + 1, len(messages))})"
         args.extend(p for m in messages for p in m.params())
         rows = await self.connection.fetch(
-            f"{sql}, {ids_sql} SELECT id, message_id{outbox.notify_sql('ann')} FROM ann", *args
+            f"{sql}, {ids_sql} SELECT id, message_id, {bumped} AS bumped{outbox.notify_sql('ann')} FROM ann", *args
         )
+        _check_bumped(rows[0]["bumped"], new_version)
         outbox.written([(r["id"], r["message_id"]) for r in rows], list(messages))
+
+
+def _check_bumped(bumped: int, version: VersionRecord | None) -> None:
+    if version is not None and bumped != 1:
+        # Raised inside the caller's transaction: nothing of this publish is committed.
+        raise RuntimeError(f"version {version.number} of {version.agent_id} is not the next number")
 
 
 class ConfigStore:
