@@ -160,8 +160,8 @@ def freeze_startup_heap() -> None:
 def run_event_loop(main: Coroutine[Any, Any, None], event_loop: str) -> None:
     """Run ``main`` to completion on a new event loop of the kind ``Settings.event_loop`` names.
 
-    uvloop by default: its transports write and read sockets in C, which took ~15% of the CPU of
-    a publish off every service (asyncpg, aio-pika and grpc.aio all run on it unchanged).
+    uvloop by default: its transports read and write sockets in C, which took 4-15% of the CPU of
+    a publish off the services in A/B runs (asyncpg, aio-pika and grpc.aio run on it unchanged).
     """
     if event_loop == "uvloop":
         import uvloop
