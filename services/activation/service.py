@@ -17,6 +17,7 @@ from chassis.names import AgentName
 from services.activation.calls import CallRecorder
 from services.activation.domain.deploy import DeployOutcome, VerifiedBundle, decide_deploy
 from services.activation.domain.errors import (
+    DeployContended,
     NumberNotHeld,
     NumberTaken,
     PreconditionsUnmet,
@@ -40,6 +41,9 @@ from services.config.domain.checklist import Finding, check_config
 from speako.config.v1 import resources_pb2
 
 CheckConfig = Callable[[resources_pb2.AgentConfig], Sequence[Finding]]
+
+# Compare-and-set rounds a deploy makes against concurrent deploys of the same agent.
+_DEPLOY_RACES = 20
 
 
 @dataclass(frozen=True)
@@ -79,36 +83,45 @@ class Activation:
     # --- runtime ------------------------------------------------------------------------------
 
     async def deploy(self, agent: AgentName, bundle: VerifiedBundle, canonical: bytes) -> DeploymentView:
-        """Store the bundle and make its version live if it is newer than the live one."""
-        name = str(agent)
-        async with self._store.transaction() as tx:
-            row = await tx.lock_agent_for_deploy(name, agent.tenant, bundle.content_sha256, canonical)
-            deployed = None
-            if row.live_version is not None and bundle.version_number <= row.live_version:
-                # Live only grows, so only a version at or below it can have been deployed before.
-                deployed = await tx.deployment(name, bundle.version_number)
-            outcome = decide_deploy(bundle, row.live_version, None if deployed is None else deployed.bundle_sha256)
+        """Store the bundle and make its version live if it is newer than the live one.
 
-            if outcome is DeployOutcome.ALREADY_DEPLOYED:
-                assert deployed is not None and row.live_version is not None
-                return DeploymentView(
+        Read, decide, then compare-and-set from the live version that was read: two statements in
+        autocommit and no lock held in between. A concurrent deploy that moved live first makes
+        the compare-and-set fail, and the deploy is decided again against the new live version.
+        """
+        name = str(agent)
+        async with self._store.statements() as tx:
+            for _ in range(_DEPLOY_RACES):
+                row = await tx.agent_for_deploy(name, agent.tenant)
+                deployed = None
+                if row.live_version is not None and bundle.version_number <= row.live_version:
+                    # Live only grows, so only a version at or below it can have been deployed before.
+                    deployed = await tx.deployment(name, bundle.version_number)
+                outcome = decide_deploy(bundle, row.live_version, None if deployed is None else deployed.bundle_sha256)
+                if outcome is DeployOutcome.ALREADY_DEPLOYED:
+                    assert deployed is not None and row.live_version is not None
+                    return DeploymentView(
+                        agent=name,
+                        version=bundle.version,
+                        bundle_sha256=deployed.bundle_sha256,
+                        deploy_time=deployed.deploy_time,
+                        live_version=version_name(name, row.live_version),
+                    )
+                previous = row.live_version
+                deploy_time = datetime.now(UTC)
+                event = self._events.version_live(
                     agent=name,
                     version=bundle.version,
-                    bundle_sha256=deployed.bundle_sha256,
-                    deploy_time=deployed.deploy_time,
-                    live_version=version_name(name, row.live_version),
+                    content_sha256=bundle.content_sha256,
+                    previous_version=None if previous is None else version_name(name, previous),
+                    live_time=deploy_time,
                 )
-            previous = row.live_version
-            deploy_time = datetime.now(UTC)
-            event = self._events.version_live(
-                agent=name,
-                version=bundle.version,
-                content_sha256=bundle.content_sha256,
-                previous_version=None if previous is None else version_name(name, previous),
-                live_time=deploy_time,
-            )
-            await tx.make_live(name, bundle.version_number, bundle.content_sha256, previous, deploy_time, event)
-        return DeploymentView(name, bundle.version, bundle.content_sha256, deploy_time, bundle.version)
+                if await tx.make_live(
+                    name, bundle.version_number, bundle.content_sha256, canonical, previous, deploy_time, event
+                ):
+                    return DeploymentView(name, bundle.version, bundle.content_sha256, deploy_time, bundle.version)
+        # Only a storm of concurrent deploys of one agent gets here: UNAVAILABLE, and the publisher retries.
+        raise DeployContended(f"live version of {name} kept moving during {_DEPLOY_RACES} attempts to deploy")
 
     # --- lifecycle and numbers ----------------------------------------------------------------
 

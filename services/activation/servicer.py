@@ -17,6 +17,7 @@ from chassis.names import AgentName, CallName, VersionName
 from services.activation.calls import CallsNotRecorded
 from services.activation.domain.deploy import verify_bundle
 from services.activation.domain.errors import (
+    DeployContended,
     InvalidBundle,
     InvalidPhoneNumber,
     NumberNotHeld,
@@ -82,7 +83,7 @@ def domain_errors() -> Iterator[None]:
         raise errors.InvalidArgument(
             str(exc), [("request_id", "already used for a different request; send a new UUID")]
         ) from None
-    except CallsNotRecorded as exc:
+    except (CallsNotRecorded, DeployContended) as exc:
         raise errors.Unavailable(str(exc)) from None
     # Database outages need no case here: the chassis pipeline maps them to UNAVAILABLE for every service.
 

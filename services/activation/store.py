@@ -92,22 +92,19 @@ class Tx:
         )
         return None if row is None else _agent_row(row)
 
-    async def lock_agent_for_deploy(self, agent: str, tenant: str, sha256: str, canonical: bytes) -> AgentRow:
-        """Store the bundle (by its content hash), create the agent if it is new, lock and read it.
+    async def agent_for_deploy(self, agent: str, tenant: str) -> AgentRow:
+        """Read the agent a deploy targets, creating it (as a DRAFT) if the runtime never saw it.
 
-        One statement: the no-op DO UPDATE locks the agent row and returns its latest committed
-        values (new or not), as ``lock_agent`` would after ``ensure_agent``.
+        One statement: the no-op DO UPDATE returns the latest committed values, new or not; in
+        autocommit its row lock ends with the statement (make_live compares and sets instead).
         """
         row = await self.con.fetchrow(
-            "WITH b AS (INSERT INTO bundles (sha256, canonical) VALUES ($3, $4) ON CONFLICT (sha256) DO NOTHING) "
             # The no-op update costs a row version per deploy (retries included): the price of
-            # locking and reading the agent in the same statement that may create it.
+            # reading the agent in the same statement that may create it.
             "INSERT INTO agents (name, tenant) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET rev = agents.rev "
             "RETURNING name, state, live_version, live_sha256, rev, update_time",
             agent,
             tenant,
-            sha256,
-            canonical,
         )
         return _agent_row(row)
 
@@ -126,32 +123,43 @@ class Tx:
         return None if row is None else DeploymentRow(row["version"], row["bundle_sha256"], row["deploy_time"])
 
     async def make_live(
-        self, agent: str, version: int, sha256: str, previous: int | None, at: datetime, event: outbox.Outgoing
-    ) -> None:
-        """Compare-and-set the live version upwards, record the deployment and write its event.
+        self,
+        agent: str,
+        version: int,
+        sha256: str,
+        canonical: bytes,
+        previous: int | None,
+        at: datetime,
+        event: outbox.Outgoing,
+    ) -> bool:
+        """Compare-and-set the live version from ``previous`` up to ``version``; False if it moved.
 
-        One statement (the routing NOTIFY and the outbox row included), run under the agent's lock.
+        One statement, atomic on its own: the bundle (stored once per content hash), the
+        deployment record, the routing NOTIFY and the outbox row are written only if the
+        compare-and-set succeeds.
         """
-        args = (agent, version, sha256, previous, at, ROUTING_CHANNEL)
+        args = (agent, version, sha256, previous, at, ROUTING_CHANNEL, canonical)
         row = await self.con.fetchrow(
             # $5 is this host's clock (the event carries it): greatest() keeps update_time from
             # going backwards when replicas' clocks disagree with each other or with PostgreSQL's.
             "WITH up AS (UPDATE agents SET live_version = $2, live_sha256 = $3, rev = rev + 1, "
             "update_time = greatest(update_time, $5) "
-            "WHERE name = $1 AND (live_version IS NULL OR live_version < $2) RETURNING name), "
+            "WHERE name = $1 AND live_version IS NOT DISTINCT FROM $4::bigint AND $2 > coalesce($4::bigint, 0) "
+            "RETURNING name), "
+            "b AS (INSERT INTO bundles (sha256, canonical) SELECT $3, $7 FROM up ON CONFLICT (sha256) DO NOTHING), "
             "dep AS (INSERT INTO deployments (agent, version, bundle_sha256, previous_version, deploy_time) "
             "SELECT $1, $2, $3, $4::bigint, $5 FROM up), "
             f"{outbox.insert_select_sql(len(args) + 1, 'up', 'ann')} "
-            # The routing NOTIFY is delivered at commit, and only if the transaction commits.
+            # The routing NOTIFY is delivered at commit, and only if the statement changed live.
             "SELECT (SELECT id FROM ann) AS outbox_id, (SELECT pg_notify($6, $1) FROM up) AS routed"
             f"{outbox.notify_sql('ann')}",
             *args,
             *event.params(),
         )
         if row is None or row["outbox_id"] is None:
-            # The caller holds the row lock and checked; reaching this is a bug, not a race.
-            raise RuntimeError(f"live version of {agent} moved while locked")
+            return False
         outbox.written([(row["outbox_id"], event.message_id)], [event])
+        return True
 
     async def set_state(self, agent: str, old: AgentState, new: AgentState) -> datetime:
         """Compare-and-set the lifecycle state; return the change time."""
@@ -316,6 +324,12 @@ class ActivationStore:
     async def transaction(self) -> AsyncIterator[Tx]:
         """One transaction; an exception rolls everything back."""
         async with self._after_commit(), self._pool.acquire() as con, con.transaction():
+            yield Tx(con)
+
+    @asynccontextmanager
+    async def statements(self) -> AsyncIterator[Tx]:
+        """A connection in autocommit: for steps that are each one atomic statement (no BEGIN/COMMIT)."""
+        async with self._after_commit(), self._pool.acquire() as con:
             yield Tx(con)
 
     async def status(self, agent: str) -> AgentStatusView | None:

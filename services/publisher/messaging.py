@@ -196,7 +196,14 @@ class PublishRequestConsumer:
         await incoming.ack()
         if outcome is Accepted.NEW and adopted is None:
             self._on_new_job()
-        log.info("publish request %s for %s: %s", message_id, job.name, outcome.value)
+        # A new job is logged when it ends (with its trace id); the intake line is for the exceptions.
+        log.log(
+            logging.DEBUG if outcome is Accepted.NEW else logging.INFO,
+            "publish request %s for %s: %s",
+            message_id,
+            job.name,
+            outcome.value,
+        )
 
     async def _poison(self, incoming: aio_pika.abc.AbstractIncomingMessage, exc: Exception) -> None:
         job_name = exc.job_name if isinstance(exc, codec.BadRequest) else _job_name_of(incoming)

@@ -30,6 +30,10 @@ class Superseded(ActivationError):
         self.live_version = live_version
 
 
+class DeployContended(ActivationError):
+    """Concurrent deploys of one agent kept moving its live version; the deploy may be retried."""
+
+
 class InvalidPhoneNumber(ActivationError):
     """A phone number is not in E.164 form."""
 

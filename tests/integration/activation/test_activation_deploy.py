@@ -6,13 +6,18 @@ import asyncio
 import hashlib
 import itertools
 import random
+import uuid
+from datetime import UTC, datetime
 
 import asyncpg
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from chassis import broker, database, outbox
+from services.activation.store import ActivationStore
 from speako.activation.v1 import resources_pb2, runtime_service_pb2
+from speako.events.v1 import events_pb2
 from tests.integration.activation.activation_support import broken_config, bundle, launchable_config, rpc_error
 
 AGENT = "tenants/acme/agents/front-desk"
@@ -174,3 +179,38 @@ async def test_only_services_may_deploy(start_replica):
         node.runtime.DeployBundle(runtime_service_pb2.DeployBundleRequest(bundle=bundle(AGENT, 1)), timeout=10)
     )
     assert err.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_a_deploy_whose_live_version_moved_meanwhile_writes_nothing(start_replica, settings):
+    """The compare-and-set behind DeployBundle: from a stale live version it changes nothing at all."""
+    node = await start_replica()
+    await node.deploy(AGENT, 1)
+    pool = await database.create_pool(settings.database_url, "activation")
+    store = ActivationStore(pool)
+    content = b'{"fallback_message":"moved"}'
+    sha = hashlib.sha256(content).hexdigest()
+    event = outbox.Outgoing.of(
+        exchange=broker.EVENTS_EXCHANGE,
+        routing_key="version.live",
+        message=events_pb2.VersionLive(agent=AGENT, version=f"{AGENT}/versions/3"),
+    )
+
+    async def written() -> tuple[int, int, int]:
+        async with pool.acquire() as con:
+            return (
+                await con.fetchval("SELECT count(*) FROM deployments WHERE agent = $1 AND version = 3", AGENT),
+                await con.fetchval("SELECT count(*) FROM bundles WHERE sha256 = $1", sha),
+                await con.fetchval("SELECT count(*) FROM outbox WHERE message_id = $1", uuid.UUID(event.message_id)),
+            )
+
+    try:
+        async with store.statements() as tx:
+            # Read while nothing was live; version 1 went live since.
+            assert not await tx.make_live(AGENT, 3, sha, content, None, datetime.now(UTC), event)
+            assert await written() == (0, 0, 0)
+            assert (await node.status(AGENT)).live_version == f"{AGENT}/versions/1"
+            assert await tx.make_live(AGENT, 3, sha, content, 1, datetime.now(UTC), event)
+        assert await written() == (1, 1, 1)
+        assert (await node.status(AGENT)).live_version == f"{AGENT}/versions/3"
+    finally:
+        await pool.close()
