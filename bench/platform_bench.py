@@ -178,14 +178,16 @@ class Sustained:
     send_errors: int
 
 
-async def sustained(client: PlatformClient, agents: int, rate: float, duration_s: float) -> Sustained:
-    """Publish at ``rate`` per second round-robin over ``agents`` agents; watch them all on one tenant stream."""
+async def sustained(
+    client: PlatformClient, agents: int, rate: float, duration_s: float, prefix: str = "load"
+) -> Sustained:
+    """Publish at ``rate`` per second round-robin over ``agents`` new agents; watch them all on one tenant stream."""
     names = []
     sem = asyncio.Semaphore(16)
 
     async def make(i: int) -> None:
         async with sem:
-            names.append(await client.create_agent(f"load-{i:03d}"))
+            names.append(await client.create_agent(f"{prefix}-{i:03d}"))
 
     await asyncio.gather(*(make(i) for i in range(agents)))
     sent_at: dict[str, float] = {}

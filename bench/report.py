@@ -43,6 +43,7 @@ class Results:
     routecall: Any = None
     fanout: Any = None
     sustained: Any = None
+    steady: Any = None
     rss: dict[str, dict[str, float]] = field(default_factory=dict)
     cpu_per_publish: dict[str, float] = field(default_factory=dict)
     rss_hwm: dict[str, float] = field(default_factory=dict)
@@ -121,6 +122,18 @@ def rows(r: Results) -> list[tuple[str, str, str, str, str, str]]:
                 f"{pub50:.1f} ms",
                 _ratio(s.latency.p99, pub50),
                 _ok(s.latency.p99 <= TARGETS["sustained_p99"]),
+            )
+        )
+    if r.steady is not None:
+        st = r.steady
+        out.append(
+            (
+                f"Sustained publishing at {st.offered_rate:.0f}/s offered (below capacity): p99 publish-to-live",
+                "-",
+                f"{st.latency.p99:.0f} ms ({st.completion_rate:.0f}/s completed)",
+                f"{pub50:.1f} ms",
+                _ratio(st.latency.p99, pub50),
+                "-",
             )
         )
     if r.routecall is not None and r.echo_multi is not None:
@@ -204,7 +217,8 @@ def render(r: Results) -> str:
         "described here. Each service runs as its own process (`tests/harness.Platform`) on a scratch",
         "PostgreSQL database and RabbitMQ vhost that the run creates and drops; every component is durable",
         "(PostgreSQL `fsync=on`, `synchronous_commit=on`; persistent messages on quorum queues with confirms).",
-        "The load generators run on the same machine, so they compete with the services for the same cores.",
+        "The load generators run on the same machine, so they compete with the services for the same cores;",
+        "like the services (`SPEAKO_EVENT_LOOP`), they run on uvloop.",
         "",
         "## Machine",
         "",
@@ -283,6 +297,14 @@ def render(r: Results) -> str:
             "(SUPERSEDED is expected here: an agent is published again about every 0.33 s.)",
             "",
         ]
+    if r.steady is not None:
+        st = r.steady
+        lines += [
+            f"The same at {st.offered_rate:.0f}/s offered, below this machine's capacity: sent {st.sent}, "
+            f"outcomes {st.outcomes}, not terminal {st.unfinished}, send errors {st.send_errors}; completed "
+            f"{st.completion_rate:.0f}/s; publish-to-terminal {st.latency}.",
+            "",
+        ]
     if r.fanout is not None:
         fo = r.fanout
         lines += [
@@ -359,48 +381,57 @@ PATHS = [
 FINDINGS: list[str] = [
     "## Findings: what bounds each figure, and what changed",
     "",
-    "Measured on this machine with py-spy (`py-spy record -f raw` on each service process during sequential",
-    "publishes), `/proc/<pid>/stat` CPU time, and `log_statement=all` on the scratch database (statements per",
-    "publish = PostgreSQL round trips). Figures quoted here are from runs of 2026-11-22; the tables above are",
-    "from this run.",
+    "Measured on this machine with py-spy (`py-spy record -f raw`, and `--native` for the fan-out) on each",
+    "service process, `/proc/<pid>/stat` CPU time, and `log_statement=all` on the scratch database",
+    "(statements per publish = PostgreSQL round trips). The tables above are from this run; figures quoted",
+    "below are from the runs named with them. This machine's speed drifts by about 10% over minutes (the",
+    "same code measured 18.4 and 20.2 ms of CPU per publish in consecutive runs), so every before/after",
+    "below comes from interleaved A/B runs (`git worktree` of the earlier commit, alternated with the new",
+    "one, 150 sequential publishes each), never from two suite runs hours apart.",
     "",
-    "1. **Publish-to-live is CPU on two cores, not waiting.** No batching window, timer or sleep is left on",
-    "   the path (`bench/publish_trace.py` times each leg). The four services spend about 34 ms of CPU per",
-    "   publish (config 9-10, publisher 10, notifier 10-11, activation 5 in this round's suite runs; ~55 ms",
-    "   a round earlier), about the p50 itself, before PostgreSQL, RabbitMQ and the client. Over three suite",
-    "   runs of this round p50 was 31.8-38.7 ms (56.5 a round earlier) and p99 43.8-51.5 ms (81.8): the p99",
-    "   target is at the edge of the noise, met in two runs of three.",
-    "   15 ms needs roughly a third of today's CPU per publish. Socket writes are 14-24% of each service's",
-    "   busy samples, so every round trip left costs CPU: statements per publish fell 89.7 -> 57.3 -> 40.0.",
-    "2. **Sustained publishing is the same CPU bound.** 2,000 ms of CPU per second / ~34 ms = ~59 publishes/s",
-    "   if one publish at a time were representative; batching under load gives the 74-80/s measured (56/s",
-    "   a round earlier). 300/s needs ~6.7 ms of CPU per publish across all four services.",
-    "3. **This round (notifier, activation).** The notifier's intake hands the feed rows it just committed",
-    "   to its tailer, which fans them out without reading them back (a NOTIFY for a position already sent",
-    "   is ignored); its dedupe insert and job-row locks are one statement (24.2 -> 15.9 statements per",
-    "   publish). DeployBundle is two statements in one transaction, and its `version.live` goes to the",
-    "   local relay at commit (15.2 -> 6.3 statements per publish). The relay's drain skips rows being",
-    "   handed over (it published the first deploy after a start twice).",
-    "4. **Earlier rounds.** Notifier intake in batches (one transaction and one feed lock per 21-25 events:",
-    "   228 -> 1,476-1,759 events/s). Publisher: a job accepted and claimed in one statement, 7.7",
-    "   transactions per job -> 5 single statements. Config: PublishDraft in one statement. Chassis: outbox",
-    "   rows handed to the relay at commit; no pool `reset` round trip; the outbox row and its NOTIFY in",
-    "   one statement.",
-    "5. **RouteCall: both targets met.** The handler reads no database (routing table in memory) and pins",
-    "   each call with a group commit (`services/activation/calls.py`). Two changes this round: (a) every",
-    "   service freezes its start-up heap once serving (`chassis.server.freeze_startup_heap`): under 500",
-    "   calls/s a full collection walked ~51,000 start-up objects and stopped the loop for 41.5 ms in a 5 s",
-    "   run; frozen, no pause over 1.1 ms. A/B alternated at load 0.7-1.5, 5 s at 500/s: the run holding",
-    "   that collection had p99 9.6-10.8 ms and max 43.8-46.0 ms; frozen, p99 4.9-7.0, max 8.5-11.4. (b) The",
-    "   closed loop is driven by h2load (`bench/h2load.py`, C): a grpc.aio client spent 191-253 us of CPU",
-    "   per call against the server's 256-514 us, so on 2 cores it capped what it measured (1,944/s from",
-    "   it vs 2,240-2,877/s from h2load in this round's runs). What remains per call is gRPC and asyncio",
-    "   (~47% of samples in `Handle._run`, native code) and ~90 us of chassis (auth, metrics, tracing).",
-    "6. **Fan-out: bound by per-stream gRPC work on both ends.** 1,000 watchers x 3 updates per publish =",
-    "   3,000 stream writes; the notifier spends ~62 us of CPU per delivery and the watchers' clients ~72 us",
-    "   (mostly inside gRPC), ~400 ms of CPU per publish on 2 cores. p99 321 -> 235-248 ms as the rest of",
-    "   the platform got cheaper. Meeting 100 ms needs the watchers' clients off this machine or a cheaper",
-    "   stream stack.",
+    "1. **This round (2026-12-03): the same work for less CPU.** Three interleaved pairs, the round's",
+    "   starting commit against its end: publish-to-live p50 21.2-22.4 -> 19.3-20.1 ms, CPU of the four",
+    "   services per publish 20.5-22.3 -> 18.4-18.6 ms (about -10% and -12%). What did it:",
+    "   (a) every service runs on uvloop (`SPEAKO_EVENT_LOOP`): 4-15% less service CPU per publish in",
+    "   three A/B pairs, p50 -0.1 to -2.1 ms; (b) the publisher calls config and the runtime through",
+    "   `chassis.clients.ServiceClient` instead of two grpc.aio client interceptors, which run every call",
+    "   in an extra task (echo call: 114 -> 205 us of client CPU with them; publisher 5.4-5.8 -> 5.0-5.3 ms",
+    "   per publish); (c) the notifier's feed tailer no longer reads back its own commit when that",
+    "   commit's NOTIFY beats the hand-over (it did for ~60% of events): notifier statements per publish",
+    "   16.0 -> 14.1; (d) PublishDraft stores a new version in the statement that records the job, and",
+    "   DeployBundle is two autocommit statements (read, then compare-and-set from the live version read)",
+    "   instead of BEGIN, lock-and-read, write, COMMIT: three round trips fewer on the publish path.",
+    "2. **Publish-to-live p50 is CPU on two cores.** During one sequential publish the machine spends",
+    "   ~27 ms of CPU (services ~18, PostgreSQL ~5, RabbitMQ ~3, client ~2) inside a ~20 ms window, so",
+    "   the off-path work of the same publish (job.submitted, job.processing and version.live travelling",
+    "   to the notifier, the outbox DELETEs) competes with the critical path. No timer, batching window",
+    "   or sleep is on the path (`bench/publish_trace.py` times each leg). 15 ms needs roughly a quarter",
+    "   less CPU per publish again. Socket syscalls are 13-22% of each service's busy samples, so each",
+    "   round trip left costs: statements per publish fell 89.7 -> 57.3 -> 40.0 (earlier rounds) -> 34.8.",
+    "3. **Sustained publishing is the same CPU bound.** At 300/s offered the platform completes",
+    "   121-137/s in this round's runs, using ~15 ms of CPU per publish in all (services ~9.5, PostgreSQL ~3.1,",
+    "   RabbitMQ ~1.2, client ~1); the queue then grows without bound and so does the p99. Below",
+    "   capacity it holds: at 100/s offered, p99 publish-to-terminal 516-558 ms (two runs). 300/s needs",
+    "   ~6.7 ms of CPU per publish for everything on the machine, PostgreSQL's ~3 ms included.",
+    "4. **Fan-out: bound by syscalls inside gRPC.** 1,000 watchers x 3 updates per publish = 3,000 stream",
+    "   writes. A native profile of the notifier during the fan-out puts 21% of its samples in",
+    "   `sendmsg` (one per stream message: gRPC's HTTP/2 writes are not coalesced across streams here)",
+    "   and 12% in `write` (grpc.aio's poller waking the event loop), 5% in the garbage collector; the",
+    "   notifier spends ~38 us per delivery and the watchers' processes ~37 us (standalone",
+    "   `bench/notifier_fanout.py`). uvloop in the services and the watchers moved p99 from 131-141 to",
+    "   108-135 ms in this round's runs. Meeting 100 ms needs fewer syscalls per delivery (write",
+    "   coalescing in gRPC) or the watchers' clients off this machine.",
+    "5. **Earlier rounds (2026-11-22 and before).** Notifier intake in batches (one transaction and one",
+    "   feed lock per batch); its own commits handed to its tailer; DeployBundle's version.live handed to",
+    "   the local relay at commit. Publisher: a job accepted and claimed in one statement (7.7",
+    "   transactions per job -> 5 single statements). Config: PublishDraft's writes in one statement.",
+    "   Chassis: outbox rows handed to the relay at commit; no pool `reset` round trip.",
+    "6. **RouteCall: both targets met.** The handler reads no database (routing table in memory) and pins",
+    "   each call with a group commit (`services/activation/calls.py`). Every service freezes its start-up",
+    "   heap once serving (`chassis.server.freeze_startup_heap`): under 500 calls/s a full collection",
+    "   walked ~51,000 start-up objects and stopped the loop for 41.5 ms. The closed loop is driven by",
+    "   h2load (`bench/h2load.py`, C): a grpc.aio client spends about as much CPU per call as the server it",
+    "   measures, so on 2 cores it would cap the figure.",
     "",
 ]
 
