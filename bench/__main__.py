@@ -56,6 +56,13 @@ async def run_service_benches(timeout_s: float) -> dict[str, str]:
     return outputs
 
 
+def _print_sustained(s: pb.Sustained) -> None:
+    print(
+        f"  sustained @ {s.offered_rate:.0f}/s offered over 100 agents: {s.completion_rate:.0f}/s completed, "
+        f"{s.latency}, outcomes {s.outcomes}, unfinished {s.unfinished}, send errors {s.send_errors}"
+    )
+
+
 async def main(args: argparse.Namespace) -> None:
     if not h2load.available():
         raise SystemExit("h2load not found: apt-get install nghttp2-client (make bench installs it)")
@@ -102,18 +109,10 @@ async def main(args: argparse.Namespace) -> None:
             f"{r.fanout.deliveries}/{r.fanout.expected} deliveries, {r.fanout.stream_errors} stream errors"
         )
         r.sustained = await pb.sustained(client, 100, 300.0, 4.0 if q else 12.0)
-        print(
-            f"  sustained @ {r.sustained.offered_rate:.0f}/s offered over 100 agents: "
-            f"{r.sustained.completion_rate:.0f}/s completed, {r.sustained.latency}, outcomes {r.sustained.outcomes}, "
-            f"unfinished {r.sustained.unfinished}, send errors {r.sustained.send_errors}"
-        )
+        _print_sustained(r.sustained)
         # Below capacity: what the p99 looks like when the platform keeps up (not a target of its own).
         r.steady = await pb.sustained(client, 100, STEADY_RATE, 4.0 if q else 10.0, prefix="steady")
-        print(
-            f"  sustained @ {r.steady.offered_rate:.0f}/s offered over 100 agents: "
-            f"{r.steady.completion_rate:.0f}/s completed, {r.steady.latency}, outcomes {r.steady.outcomes}, "
-            f"unfinished {r.steady.unfinished}, send errors {r.steady.send_errors}"
-        )
+        _print_sustained(r.steady)
         await rss.stop()
         r.rss = rss.peaks
         r.rss_hwm = rss.lifetime_peaks()

@@ -67,7 +67,7 @@ class ServiceClient:
         self.channel = grpc.aio.insecure_channel(addr, options=channel_options(settings))
         self._token = ServiceToken(settings.auth_secret, caller)
         self._timeout_s = settings.rpc_timeout_s
-        self._tracer = trace.get_tracer("speako.rpc", tracer_provider=telemetry.tracer_provider(caller))
+        self._tracer = telemetry.tracer(caller)
 
     def unary(self, path: str, response_type: type[R]) -> Callable[[Message, float | None], Awaitable[R]]:
         """An async callable for the unary method ``path`` (``/package.Service/Method``)."""
@@ -79,7 +79,10 @@ class ServiceClient:
 
         async def invoke(request: Message, timeout_s: float | None = None) -> R:
             metadata = [("authorization", f"Bearer {self._token.get()}")]
-            with self._tracer.start_as_current_span(path, kind=trace.SpanKind.CLIENT, attributes=attributes) as span:
+            # The span's error status is set below, from the gRPC status, not again from the exception.
+            with self._tracer.start_as_current_span(
+                path, kind=trace.SpanKind.CLIENT, attributes=attributes, set_status_on_exception=False
+            ) as span:
                 carrier: dict[str, str] = {}
                 propagate.inject(carrier)
                 metadata.extend(carrier.items())

@@ -75,9 +75,9 @@ class Settings:
     rpc_timeout_s: float = 10.0
     # Where `speako serve <one service>` listens when not on its own address (containers: 0.0.0.0:port).
     listen_addr: str = ""
-    # Prometheus port per service; 0 disables the metrics endpoint.
     # uvloop (libuv) or the standard library's loop; see chassis.server.run_event_loop.
     event_loop: str = EVENT_LOOPS[0]
+    # Prometheus port per service; 0 disables the metrics endpoint.
     metrics_ports: Mapping[str, int] = field(
         default_factory=lambda: {"config": 9461, "publisher": 9462, "notifier": 9463, "activation": 9464}
     )

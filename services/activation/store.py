@@ -52,7 +52,7 @@ class DeploymentRow:
 
 
 class Tx:
-    """Statements run inside one transaction (see ActivationStore.transaction)."""
+    """Statements on one connection: in one transaction (ActivationStore.transaction) or each atomic alone."""
 
     def __init__(self, con: asyncpg.Connection) -> None:
         self.con = con
