@@ -42,7 +42,7 @@ lint: $(STAMP) $(BUF)
 	$(BUF) lint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy chassis services speako/cli
+	$(VENV)/bin/mypy chassis services speako/cli bench
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

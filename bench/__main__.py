@@ -17,7 +17,7 @@ import uvloop
 from bench import floors as floors_mod
 from bench import h2load, report
 from bench import platform_bench as pb
-from bench.common import machine, postgres_version, scratch
+from bench.common import machine, percentile, postgres_version, scratch
 from bench.tracing_sink import otlp_sink
 
 # The second sustained run's offered rate: below this machine's capacity (about 110-130/s).
@@ -92,7 +92,7 @@ async def main(args: argparse.Namespace) -> None:
         r.publish, r.breakdown, r.publish_failed = await pb.publish_latency(client, n_seq)
         # Per publish (an UpdateDraft and the publish itself; warm-up publishes included).
         r.cpu_per_publish = {k: v * 1000 / (n_seq + 10) for k, v in cpu.stop().items()}
-        print(f"  CPU ms per publish (with its UpdateDraft): {report.fmt_rss(r.cpu_per_publish)}")
+        print(f"  CPU ms per publish (with its UpdateDraft): {report.fmt_cpu(r.cpu_per_publish)}")
         print(f"  publish-to-live, one at a time: {r.publish}; {pb.summarize_breakdown(r.breakdown)}")
         rss.phase = "load"
         r.big, _, r.big_failed = await pb.publish_latency(
@@ -103,13 +103,16 @@ async def main(args: argparse.Namespace) -> None:
         print(f"  RouteCall sequential: {r.routecall.sequential}")
         print(f"  RouteCall max (h2load, 2 connections x 32 streams): {r.routecall.best}")
         print(f"  RouteCall at 500/s: {r.routecall.at_500}")
-        r.fanout = await pb.fanout(client, plat.addr("notifier"), 1000, 5 if q else 15)
+        r.fanout = await pb.fanout(client, plat, 1000, 5 if q else 15)
         print(
             f"  fan-out to {r.fanout.watchers} watchers: {r.fanout.latency}; "
             f"{r.fanout.deliveries}/{r.fanout.expected} deliveries, {r.fanout.stream_errors} stream errors"
         )
+        cpu.start()
         r.sustained = await pb.sustained(client, 100, 300.0, 4.0 if q else 12.0)
+        r.sustained_cpu = {k: v * 1000 / max(1, r.sustained.sent) for k, v in cpu.stop().items()}
         _print_sustained(r.sustained)
+        print(f"  CPU ms per publish under that load: {report.fmt_cpu(r.sustained_cpu)}")
         # Below capacity: what the p99 looks like when the platform keeps up (not a target of its own).
         r.steady = await pb.sustained(client, 100, STEADY_RATE, 4.0 if q else 10.0, prefix="steady")
         _print_sustained(r.steady)
@@ -120,6 +123,16 @@ async def main(args: argparse.Namespace) -> None:
             f"  RSS MiB idle {report.fmt_rss(r.rss.get('idle', {}))}; "
             f"under load {report.fmt_rss(r.rss.get('load', {}))}"
         )
+
+    print("\n== Fan-out floor (bare grpc.aio server, the same watcher processes; platform stopped)")
+    # The changes follow each other as the platform's did in its one-at-a-time run (p50 legs).
+    gaps = (percentile(r.breakdown.to_processing, 50), percentile(r.breakdown.processing_to_published, 50))
+    r.fanout_floor = await pb.fanout_floor(r.fanout.watchers, r.fanout.publishes, gaps)
+    print(
+        f"  {r.fanout_floor.watchers} watchers, changes {gaps[0]:.1f} and {gaps[1]:.1f} ms apart: "
+        f"{r.fanout_floor.latency}; server CPU {r.fanout_floor.server_cpu_us:.0f} us per delivery "
+        f"(notifier {r.fanout.server_cpu_us:.0f} us)"
+    )
 
     print("\n== Tracing overhead")
     n = 30 if q else 100

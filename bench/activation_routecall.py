@@ -33,7 +33,7 @@ import asyncpg
 import grpc.aio
 
 from bench import h2load
-from bench.common import Latency, bearer, now, scratch, token
+from bench.common import Latency, bearer, cpu_seconds, now, scratch, token
 from bench.echo_server import METHOD
 from bench.load import Throughput, open_loop
 from bench.worker import ROUTE_CALL
@@ -131,12 +131,6 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
             await proc.wait()
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used (Linux /proc)."""
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 @dataclass(frozen=True)
 class ClosedLoop:
     """One closed-loop run: calls/s, errors, latency, and CPU per call of server and client."""
@@ -157,7 +151,7 @@ class ClosedLoop:
 
 
 async def _closed_loop(addr: str, kind: str, server_pid: int) -> ClosedLoop:
-    cpu0 = _cpu_seconds(server_pid)
+    cpu0 = cpu_seconds(server_pid)
     procs = [
         await asyncio.create_subprocess_exec(
             sys.executable,
@@ -174,7 +168,7 @@ async def _closed_loop(addr: str, kind: str, server_pid: int) -> ClosedLoop:
         for _ in range(WORKERS)
     ]
     outs = await asyncio.gather(*(p.communicate() for p in procs))
-    server_cpu = _cpu_seconds(server_pid) - cpu0
+    server_cpu = cpu_seconds(server_pid) - cpu0
     results = [json.loads(out.decode().strip().splitlines()[-1]) for out, _ in outs]
     rate = sum(r["count"] / r["elapsed"] for r in results)
     count = max(1, sum(r["count"] for r in results))
@@ -197,11 +191,11 @@ async def _h2_closed_loop(
     pinned: Callable[[], Awaitable[int]] | None = None,
 ) -> ClosedLoop:
     """h2load at full speed; with ``pinned``, answers without a pinned call count as errors."""
-    cpu0 = _cpu_seconds(server_pid)
+    cpu0 = cpu_seconds(server_pid)
     run = await h2load.closed_loop(
         addr, method, message, metadata=metadata or [], duration_s=CLOSED_S, confirmed=pinned
     )
-    server_cpu = _cpu_seconds(server_pid) - cpu0
+    server_cpu = cpu_seconds(server_pid) - cpu0
     count = max(1, run.answered)
     return ClosedLoop(
         rate=run.rate,

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 
@@ -169,3 +170,34 @@ async def postgres_version() -> str:
     finally:
         await con.close()
     return f"{version} (fsync={fsync}, synchronous_commit={sync})"
+
+
+# ---- processes (Linux /proc) ----------------------------------------------------------------
+
+
+def rss_mb(pid: int, key: str = "VmRSS") -> float:
+    """Resident set size (or VmHWM, the peak) of a process in MiB."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return float("nan")
+    for line in status.splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def proc_stat(pid: int) -> tuple[str, float] | None:
+    """(command name, user + system CPU seconds) of a process; None once it has ended."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return stat[stat.index("(") + 1 : stat.rindex(")")], (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used, in seconds."""
+    stat = proc_stat(pid)
+    return float("nan") if stat is None else stat[1]

@@ -48,7 +48,7 @@ import aio_pika
 import grpc.aio
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from bench.common import Latency, bearer, percentile, scratch, token
+from bench.common import Latency, bearer, cpu_seconds, percentile, scratch, token
 from chassis import broker
 from chassis.settings import DEV_AUTH_SECRET, Settings
 from speako.config.v1 import resources_pb2
@@ -188,7 +188,9 @@ BURST = [
 ]
 
 
-def job_event(name: str, version: str, state: int, seq: int, created: Timestamp) -> aio_pika.Message:
+def job_event(
+    name: str, version: str, state: resources_pb2.PublishJob.State, seq: int, created: Timestamp
+) -> aio_pika.Message:
     """A JobStateChanged as the publisher sends it; update_time (and event_time) is now."""
     now = Timestamp()
     now.FromDatetime(datetime.now(UTC))
@@ -222,12 +224,6 @@ async def publish_events(amqp_url: str, n: int, interval: float, burst: int, gap
             await asyncio.sleep(interval)
     finally:
         await connection.close()
-
-
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def intake_events(n_jobs: int) -> list[tuple[str, aio_pika.Message]]:
@@ -302,10 +298,10 @@ async def intake(n_jobs: int, replicas: int) -> None:
                 if position and not t_first:
                     t_first = time.perf_counter()
                     first_position = position
-                    cpu0 = sum(cpu_s(p.pid) for p in servers if p.pid)
+                    cpu0 = sum(cpu_seconds(p.pid) for p in servers if p.pid)
                 await asyncio.sleep(0.01)
             t_done = time.perf_counter()
-            cpu1 = sum(cpu_s(p.pid) for p in servers if p.pid)
+            cpu1 = sum(cpu_seconds(p.pid) for p in servers if p.pid)
             rss = max(rss_kib(p.pid) for p in servers if p.pid)
             applied = await con.fetchval("SELECT count(*) FROM notifier.jobs WHERE state IN (3, 4)")
             notes = await con.fetchval("SELECT count(*) FROM notifier.notifications")
@@ -366,7 +362,7 @@ async def run(
             opened_s = time.perf_counter() - t_open
             await asyncio.sleep(1.0)
             loaded = rss_kib(pid)
-            server_cpu0 = sum(cpu_s(p) for p in pids)
+            server_cpu0 = sum(cpu_seconds(p) for p in pids)
             await publish_events(s.amqp_url, n_events, interval, burst, gap)
             all_deliveries: list[tuple[str, int, float, float]] = []
             errors: list[str] = []
@@ -376,7 +372,7 @@ async def run(
                 all_deliveries += d
                 errors += e
                 client_cpu += c
-            server_cpu = sum(cpu_s(p) for p in pids) - server_cpu0
+            server_cpu = sum(cpu_seconds(p) for p in pids) - server_cpu0
             peak = peak_rss_kib(pid)
         finally:
             for w in workers:

@@ -20,8 +20,10 @@ import grpc.aio
 from bench import h2load
 from bench.activation_routecall import pinned_counter
 from bench.client import TERMINAL, PlatformClient
-from bench.common import SECRET, Latency, Scratch, now, percentile
+from bench.common import SECRET, Latency, Scratch, cpu_seconds, now, percentile, proc_stat, rss_mb
 from bench.echo_server import METHOD
+from bench.fanout_floor import floor_server as fanout_floor_server
+from bench.fanout_floor import send_publish
 from bench.load import Throughput, open_loop, sequential
 from bench.worker import ROUTE_CALL
 from speako.activation.v1 import activation_service_pb2 as act
@@ -29,43 +31,52 @@ from speako.config.v1 import resources_pb2 as res
 from speako.notifier.v1 import notifier_service_pb2 as ntf
 from tests.harness import SERVICES, Platform
 
-
-def rss_mb(pid: int, key: str = "VmRSS") -> float:
-    """Resident set size (or VmHWM, the peak) of a process in MiB."""
-    try:
-        for line in open(f"/proc/{pid}/status"):
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
+# Processes of the shared servers, by the name the kernel gives them (/proc/<pid>/stat).
+SERVER_PROCESSES = {"postgres": "postgresql", "beam.smp": "rabbitmq", "erl_child_setup": "rabbitmq"}
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used, in seconds."""
-    try:
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _all_cpu_seconds() -> dict[int, tuple[str, float]]:
+    """pid -> (command name, user + system CPU seconds) of every process on the machine."""
+    stats = {int(entry): proc_stat(int(entry)) for entry in os.listdir("/proc") if entry.isdigit()}
+    return {pid: stat for pid, stat in stats.items() if stat is not None}
 
 
 class CpuMeter:
-    """CPU used by each service process between start() and stop()."""
+    """CPU used between start() and stop() on the whole machine: each service process, PostgreSQL
+    (all its processes), RabbitMQ, this load generator and everything else.
+
+    Everything runs on the same cores, so where the CPU of a publish goes is only complete with the
+    servers' and the client's share. (A process that ends in between is not counted.)
+    """
 
     def __init__(self, plat: Platform) -> None:
-        self._pids = {n: p.proc.pid for n, p in plat.services.items() if p.proc is not None}
-        self._before: dict[str, float] = {}
+        self._services = {p.proc.pid: n for n, p in plat.services.items() if p.proc is not None}
+        self._before: dict[int, tuple[str, float]] = {}
         self.used: dict[str, float] = {}
+
+    def _group(self, pid: int, name: str) -> str:
+        if pid in self._services:
+            return self._services[pid]
+        if pid == os.getpid():
+            return "load generator"
+        return SERVER_PROCESSES.get(name, "other")
 
     def start(self) -> None:
         """Take the first reading."""
-        self._before = {n: cpu_seconds(p) for n, p in self._pids.items()}
+        self._before = _all_cpu_seconds()
 
     def stop(self) -> dict[str, float]:
-        """CPU seconds used per service since start()."""
-        self.used = {n: cpu_seconds(p) - self._before[n] for n, p in self._pids.items()}
-        return self.used
+        """CPU seconds used since start(): the services first (in platform order), then the rest."""
+        used = {name: 0.0 for name in self._services.values()}
+        for pid, (name, seconds) in _all_cpu_seconds().items():
+            group = self._group(pid, name)
+            used[group] = used.get(group, 0.0) + seconds - self._before.get(pid, (name, 0.0))[1]
+        self.used = used
+        return used
+
+    def services(self) -> dict[str, float]:
+        """The services' part of the last reading."""
+        return {name: self.used.get(name, 0.0) for name in self._services.values()}
 
 
 class RssSampler:
@@ -286,25 +297,46 @@ class Fanout:
     expected: int
     latency: Latency
     stream_errors: int
+    # CPU the serving process (the notifier, or the bare floor server) used per delivery, in us.
+    server_cpu_us: float
 
 
-async def fanout(client: PlatformClient, notifier_addr: str, watchers: int, publishes: int, procs: int = 4) -> Fanout:
-    """``watchers`` WatchPublishJobs streams (in ``procs`` worker processes) while publishes go live."""
-    tenant = "bench-fanout"
-    fan_client = PlatformClient(client.config_addr, client.notifier_addr, client.activation_addr, tenant=tenant)
+@dataclass
+class WatchWorkers:
+    """Running watch workers (see ``watch_streams``)."""
+
+    workers: list[Any]
+
+    async def collect(self) -> tuple[list[float], int]:
+        """End the streams; every delivery's delay (s) and the number of streams that failed."""
+        delays: list[float] = []
+        errors = 0
+        for proc in self.workers:
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.close()
+            out = json.loads(await asyncio.wait_for(proc.stdout.readline(), 120))
+            await proc.wait()
+            delays += out["delays"]
+            errors += out["error_count"]
+        return delays, errors
+
+
+@contextlib.asynccontextmanager
+async def watch_streams(addr: str, parent: str, count: int, procs: int = 4) -> AsyncIterator[WatchWorkers]:
+    """``count`` WatchPublishJobs streams on ``parent`` in ``procs`` bench.worker processes, open and
+    idle for 1 s when this yields; the workers are stopped (and their figures read) by ``collect``."""
+    workers = []
     try:
-        agent = await fan_client.create_agent("fanout")
-        workers = []
         for i in range(procs):
-            count = watchers // procs + (1 if i < watchers % procs else 0)
+            share = count // procs + (1 if i < count % procs else 0)
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
                 "bench.worker",
                 "watch",
-                notifier_addr,
-                f"tenants/{tenant}",
-                str(count),
+                addr,
+                parent,
+                str(share),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 limit=1 << 28,
@@ -316,27 +348,59 @@ async def fanout(client: PlatformClient, notifier_addr: str, watchers: int, publ
             if line.strip() != b"READY":
                 raise RuntimeError(f"watch worker failed: {line!r}")
         await asyncio.sleep(1.0)
-        updates_per_job = 0
-        for i in range(publishes):
-            await fan_client.edit(agent, f"fanout {i}")
-            job = await fan_client.publish(agent)
-            states = await fan_client.watch_to_end(job.name)
-            # SUBMITTED (config's event) + each later state the publisher announced.
-            updates_per_job += 1 + len([s for s in states if s.state != res.PublishJob.STATE_SUBMITTED])
-            await asyncio.sleep(0.3)
-        await asyncio.sleep(1.0)
-        delays: list[float] = []
-        errors = 0
+        yield WatchWorkers(workers)
+    finally:
         for proc in workers:
-            assert proc.stdin is not None and proc.stdout is not None
-            proc.stdin.close()
-            out = json.loads(await asyncio.wait_for(proc.stdout.readline(), 120))
-            await proc.wait()
-            delays += out["delays"]
-            errors += out["error_count"]
-        return Fanout(watchers, publishes, len(delays), watchers * updates_per_job, Latency.of(delays), errors)
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+
+async def fanout(client: PlatformClient, plat: Platform, watchers: int, publishes: int) -> Fanout:
+    """``watchers`` WatchPublishJobs streams (in 4 worker processes) while publishes go live."""
+    notifier = plat.services["notifier"]
+    assert notifier.proc is not None
+    tenant = "bench-fanout"
+    fan_client = PlatformClient(client.config_addr, client.notifier_addr, client.activation_addr, tenant=tenant)
+    try:
+        agent = await fan_client.create_agent("fanout")
+        async with watch_streams(notifier.addr, f"tenants/{tenant}", watchers) as open_streams:
+            cpu0 = cpu_seconds(notifier.proc.pid)
+            updates_per_job = 0
+            for i in range(publishes):
+                await fan_client.edit(agent, f"fanout {i}")
+                job = await fan_client.publish(agent)
+                states = await fan_client.watch_to_end(job.name)
+                # SUBMITTED (config's event) + each later state the publisher announced.
+                updates_per_job += 1 + len([s for s in states if s.state != res.PublishJob.STATE_SUBMITTED])
+                await asyncio.sleep(0.3)
+            await asyncio.sleep(1.0)
+            cpu = cpu_seconds(notifier.proc.pid) - cpu0
+            delays, errors = await open_streams.collect()
+        expected = watchers * updates_per_job
+        per_delivery = _per_delivery(cpu, delays)
+        return Fanout(watchers, publishes, len(delays), expected, Latency.of(delays), errors, per_delivery)
     finally:
         await fan_client.close()
+
+
+async def fanout_floor(watchers: int, publishes: int, gaps_ms: tuple[float, float]) -> Fanout:
+    """The same watchers on a bare grpc.aio server (bench.fanout_floor): the transport's own delay."""
+    async with fanout_floor_server() as (addr, pid), grpc.aio.insecure_channel(addr) as channel:
+        async with watch_streams(addr, "tenants/bench-fanout", watchers) as open_streams:
+            cpu0 = cpu_seconds(pid)
+            for _ in range(publishes):
+                await send_publish(channel, gaps_ms)
+                await asyncio.sleep(0.3)
+            await asyncio.sleep(1.0)
+            cpu = cpu_seconds(pid) - cpu0
+            delays, errors = await open_streams.collect()
+    expected = watchers * publishes * 3
+    return Fanout(watchers, publishes, len(delays), expected, Latency.of(delays), errors, _per_delivery(cpu, delays))
+
+
+def _per_delivery(cpu_s: float, delays: list[float]) -> float:
+    return cpu_s * 1e6 / max(1, len(delays))
 
 
 @dataclass(frozen=True)
@@ -401,6 +465,7 @@ __all__ = [
     "Sustained",
     "echo_best",
     "fanout",
+    "fanout_floor",
     "publish_latency",
     "route_calls",
     "running",

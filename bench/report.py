@@ -42,10 +42,14 @@ class Results:
     big_failed: int = 0
     routecall: Any = None
     fanout: Any = None
+    fanout_floor: Any = None  # the same watchers on a bare grpc.aio server (bench/fanout_floor.py)
     sustained: Any = None
     steady: Any = None
     rss: dict[str, dict[str, float]] = field(default_factory=dict)
+    # CPU ms per publish by process group (bench.platform_bench.CpuMeter): one at a time, and under
+    # the 300/s sustained load.
     cpu_per_publish: dict[str, float] = field(default_factory=dict)
+    sustained_cpu: dict[str, float] = field(default_factory=dict)
     rss_hwm: dict[str, float] = field(default_factory=dict)
     tracing: dict[str, tuple[Latency, Any]] = field(default_factory=dict)
     spans_exported: int = 0
@@ -65,6 +69,11 @@ def floor_sum(f: Floors, path: dict[str, int], pct: str = "p50") -> float:
 def fmt_rss(values: dict[str, float]) -> str:
     """config 61, publisher 63, ..."""
     return ", ".join(f"{k} {v:.0f}" for k, v in values.items())
+
+
+def fmt_cpu(values: dict[str, float]) -> str:
+    """config 6.1, publisher 5.9, ..., postgresql 4.0, ...; all 27.3"""
+    return ", ".join(f"{k} {v:.1f}" for k, v in values.items()) + f"; all {sum(values.values()):.1f}"
 
 
 def _ok(good: bool) -> str:
@@ -171,13 +180,18 @@ def rows(r: Results) -> list[tuple[str, str, str, str, str, str]]:
         )
     if r.fanout is not None:
         fo = r.fanout
-        fan = floor_sum(f, FANOUT_PATH)
+        # The bare server's p99 to the same watchers when measured; else the path's unary floors.
+        if r.fanout_floor is not None:
+            fan, paid = r.fanout_floor.latency.p99, f"{r.fanout_floor.latency.p99:.1f} ms (bare fan-out p99)"
+        else:
+            fan = floor_sum(f, FANOUT_PATH)
+            paid = f"{fan:.1f} ms"
         out.append(
             (
                 f"Fan-out to {fo.watchers} WatchPublishJobs watchers, p99 change-to-delivery",
                 "<= 100 ms",
                 f"{fo.latency.p99:.1f} ms (p50 {fo.latency.p50:.1f})",
-                f"{fan:.1f} ms",
+                paid,
                 _ratio(fo.latency.p99, fan),
                 _ok(fo.latency.p99 <= TARGETS["fanout_p99"] and fo.deliveries == fo.expected),
             )
@@ -235,6 +249,17 @@ def render(r: Results) -> str:
         _latency_row("RabbitMQ publish-confirm, persistent, quorum queue", f.amqp_confirm),
         _latency_row("RabbitMQ publish-to-consume round trip, quorum queue", f.amqp_round_trip),
         _latency_row("grpc.aio unary round trip (bare echo server, own process)", f.grpc_unary),
+        *(
+            [
+                _latency_row(
+                    f"grpc.aio fan-out to {r.fanout_floor.watchers} streams, change -> delivery (bare server, "
+                    "the fan-out's watcher processes; see Fan-out)",
+                    r.fanout_floor.latency,
+                )
+            ]
+            if r.fanout_floor is not None
+            else []
+        ),
         "",
         f"Bare grpc.aio echo server throughput: {f.echo_max.rate:,.0f}/s from a grpc.aio client process "
         f"(32 callers); {r.echo_multi.rate if r.echo_multi else 0:,.0f}/s from h2load with 2 connections x 32 "
@@ -270,20 +295,7 @@ def render(r: Results) -> str:
             "",
         ]
     if r.cpu_per_publish:
-        total = sum(r.cpu_per_publish.values())
-        cores = int(r.machine.get("cores", "2") or 2)
-        lines += [
-            "### CPU per publish (measured on the service processes during the one-at-a-time run)",
-            "",
-            "| service | CPU ms per publish (with its UpdateDraft) |",
-            "|---|---|",
-            *(f"| {k} | {v:.1f} |" for k, v in r.cpu_per_publish.items()),
-            f"| all four | {total:.1f} |",
-            "",
-            f"Upper bound on throughput from this alone: {cores} cores x 1000 / {total:.1f} ms = "
-            f"{cores * 1000 / total:.0f} publishes/s, before PostgreSQL's and RabbitMQ's own CPU and the clients'.",
-            "",
-        ]
+        lines += _cpu_table(r)
     if r.sustained is not None:
         s = r.sustained
         lines += [
@@ -313,9 +325,22 @@ def render(r: Results) -> str:
             f"{fo.watchers} concurrent `WatchPublishJobs` streams on one tenant (opened by 4 client processes); "
             f"{fo.publishes} publishes, one at a time. Delay = arrival at the watcher - the job's `update_time` "
             f"(written in the state change's transaction). {fo.latency}. Deliveries {fo.deliveries} of "
-            f"{fo.expected} expected; stream errors {fo.stream_errors}.",
+            f"{fo.expected} expected; stream errors {fo.stream_errors}. The notifier used "
+            f"{fo.server_cpu_us:.0f} us of CPU per delivery.",
             "",
         ]
+        if r.fanout_floor is not None:
+            ff = r.fanout_floor
+            lines += [
+                f"Floor: the same {ff.watchers} watchers (the same 4 `bench.worker` processes and channels) on a",
+                "bare grpc.aio server (`bench/fanout_floor.py`: no interceptors, token check, store or hub;",
+                "one serialized update per change handed to every stream's queue), the platform stopped;",
+                f"{ff.publishes} publishes of 3 changes each, as far apart as the platform's p50 legs. Delay = arrival",
+                f"- the moment the server handed the change to the streams. {ff.latency}. Deliveries",
+                f"{ff.deliveries} of {ff.expected}; stream errors {ff.stream_errors}. The bare server used "
+                f"{ff.server_cpu_us:.0f} us of CPU per delivery.",
+                "",
+            ]
     if r.rss:
         names = sorted({n for phase in r.rss.values() for n in phase} | set(r.rss_hwm))
         lines += [
@@ -363,6 +388,47 @@ def render(r: Results) -> str:
         for name, text in r.service_benches.items():
             lines += [f"### bench/{name}.py", "", "```", text[-4000:], "```", ""]
     return "\n".join(lines) + "\n"
+
+
+SERVICE_NAMES = ("config", "publisher", "notifier", "activation")
+
+
+def _cpu_table(r: Results) -> list[str]:
+    """CPU per publish by process, one at a time and (if measured) under the sustained load."""
+    cores = int(r.machine.get("cores", "2") or 2)
+    heads = ["one at a time"] + (["under 300/s offered"] if r.sustained_cpu else [])
+    runs = [r.cpu_per_publish] + ([r.sustained_cpu] if r.sustained_cpu else [])
+    groups = list(dict.fromkeys([*r.cpu_per_publish, *r.sustained_cpu]))
+    services = [g for g in groups if g in SERVICE_NAMES]
+    rest = [g for g in groups if g not in SERVICE_NAMES]
+
+    def row(label: str, values: list[float]) -> str:
+        return f"| {label} | " + " | ".join(f"{v:.1f}" for v in values) + " |"
+
+    totals = [sum(run.values()) for run in runs]
+    lines = [
+        "### CPU per publish, by process (`/proc/<pid>/stat` of every process on the machine)",
+        "",
+        "Each publish includes its UpdateDraft. The sustained column divides the CPU used by the whole run",
+        "(creating its 100 agents, sending, until every job was terminal) by the publishes sent.",
+        "",
+        "| process | " + " | ".join(f"CPU ms per publish, {h}" for h in heads) + " |",
+        "|---|" + "---|" * len(runs),
+        *(row(g, [run.get(g, 0.0) for run in runs]) for g in services),
+        row("**the four services**", [sum(run.get(g, 0.0) for g in services) for run in runs]),
+        *(row(g, [run.get(g, 0.0) for run in runs]) for g in rest),
+        row("**everything**", totals),
+        "",
+        "Upper bound on throughput from this: "
+        + "; ".join(
+            f"{h}, {cores} cores x 1000 / {t:.1f} ms = {cores * 1000 / t:.0f} publishes/s"
+            for h, t in zip(heads, totals, strict=True)
+        )
+        + f". 300/s on {cores} cores leaves {cores * 1000 / TARGETS['sustained_rate']:.1f} ms per publish "
+        "for everything.",
+        "",
+    ]
+    return lines
 
 
 PATHS = [

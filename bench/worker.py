@@ -16,6 +16,7 @@ import json
 import random
 import sys
 import time
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -39,7 +40,7 @@ async def unary(addr: str, kind: str, duration: float, concurrency: int, number:
         calls = [c.unary_unary(METHOD) for c in channels]
         payload = b"+14155550100" * 4
 
-        def op(i: int) -> object:
+        def op(i: int) -> Any:
             return calls[i % 2](payload, timeout=10)
 
     else:
@@ -48,7 +49,7 @@ async def unary(addr: str, kind: str, duration: float, concurrency: int, number:
         calls = [c.unary_unary(ROUTE_CALL) for c in channels]
         request = act.RouteCallRequest(called_number=number, caller_number="+14155550199").SerializeToString()
 
-        def op(i: int) -> object:
+        def op(i: int) -> Any:
             return calls[i % 2](request, metadata=md, timeout=10)
 
     for i in range(50):

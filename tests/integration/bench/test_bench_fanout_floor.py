@@ -1,0 +1,15 @@
+"""bench/fanout_floor.py with the real watch workers: every change reaches every stream, once."""
+
+from __future__ import annotations
+
+from bench.platform_bench import fanout_floor
+
+
+async def test_each_publish_reaches_every_watcher_three_times() -> None:
+    result = await fanout_floor(watchers=6, publishes=2, gaps_ms=(1.0, 2.0))
+    assert result.stream_errors == 0
+    assert result.expected == 6 * 2 * 3
+    assert result.deliveries == result.expected
+    # Delays are measured from the moment the server handed the change over: positive and short.
+    assert 0 < result.latency.p50 <= result.latency.max < 5000
+    assert result.server_cpu_us > 0
