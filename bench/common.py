@@ -6,6 +6,7 @@ import asyncio
 import os
 import platform
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -201,3 +202,20 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used, in seconds."""
     stat = proc_stat(pid)
     return float("nan") if stat is None else stat[1]
+
+
+@asynccontextmanager
+async def server_process(module: str) -> AsyncIterator[tuple[str, int]]:
+    """Run ``python -m <module> 0`` (a bench server that prints ``READY <port>``); yields its
+    address and process id, and kills it afterwards."""
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", module, "0", stdout=asyncio.subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode().split()
+        if line[:1] != ["READY"] or len(line) != 2:
+            raise RuntimeError(f"{module} did not start (it printed {line!r}, exit status {proc.returncode})")
+        yield f"127.0.0.1:{line[1]}", proc.pid
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()

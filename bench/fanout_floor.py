@@ -4,8 +4,10 @@ It serves ``speako.notifier.v1.NotifierService/WatchPublishJobs`` with nothing b
 interceptors, no token check, no store, no hub. Each open stream is an ``asyncio.Queue`` that the
 server fills with one publish's state changes, each a ``PublishJobUpdate`` serialized once for all
 streams, the job's ``update_time`` set when the change is handed to the streams. The watchers are
-``bench.worker watch`` processes, exactly as in the platform's fan-out (same processes, channels
-and parsing), so the difference between the two figures is what the notifier adds to the transport.
+``bench.worker watch`` processes, as in the platform's fan-out (the same program, split into as
+many processes and channels, parsing the same way). What the platform's figure adds to this one is
+the way of each change to the notifier (commit, broker hop, the notifier's commit), the notifier's
+own work per delivery, and the CPU the rest of the publish takes on the same cores meanwhile.
 
 ``bench.FanoutFloor/Publish`` (a request of JSON ``{"gaps_ms": [a, b]}``) sends one publish's three
 changes (SUBMITTED, PROCESSING, PUBLISHED) to every open stream, ``a`` then ``b`` ms apart, and
@@ -30,6 +32,7 @@ import grpc.aio
 import uvloop
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from bench.common import server_process
 from chassis.server import freeze_startup_heap
 from speako.config.v1 import resources_pb2 as res
 from speako.notifier.v1 import resources_pb2 as ntf_res
@@ -108,19 +111,9 @@ async def serve(port: int) -> None:
     await server.wait_for_termination()
 
 
-@contextlib.asynccontextmanager
-async def floor_server() -> AsyncIterator[tuple[str, int]]:
+def floor_server() -> contextlib.AbstractAsyncContextManager[tuple[str, int]]:
     """Run the floor server in its own process; yields its address and process id."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.fanout_floor", "0", stdout=asyncio.subprocess.PIPE
-    )
-    try:
-        assert proc.stdout is not None
-        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode().split()
-        yield f"127.0.0.1:{line[1]}", proc.pid
-    finally:
-        proc.kill()
-        await proc.wait()
+    return server_process("bench.fanout_floor")
 
 
 async def send_publish(channel: grpc.aio.Channel, gaps_ms: tuple[float, float]) -> Any:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -12,7 +11,7 @@ import aio_pika
 import asyncpg
 import grpc.aio
 
-from bench.common import Latency, Scratch, now
+from bench.common import Latency, Scratch, now, server_process
 from bench.echo_server import METHOD
 from bench.load import Throughput, closed_loop, open_loop, sequential
 
@@ -82,16 +81,8 @@ async def amqp(amqp_url: str, n: int = 400) -> tuple[Latency, Latency]:
 @contextlib.asynccontextmanager
 async def echo_server() -> AsyncIterator[str]:
     """Run bench.echo_server in its own process; yields its address."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.echo_server", "0", stdout=asyncio.subprocess.PIPE
-    )
-    try:
-        assert proc.stdout is not None
-        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode().split()
-        yield f"127.0.0.1:{line[1]}"
-    finally:
-        proc.kill()
-        await proc.wait()
+    async with server_process("bench.echo_server") as (addr, _):
+        yield addr
 
 
 async def grpc_echo(addr: str, n: int = 1000) -> tuple[Latency, Throughput, Throughput]:

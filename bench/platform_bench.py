@@ -33,6 +33,8 @@ from tests.harness import SERVICES, Platform
 
 # Processes of the shared servers, by the name the kernel gives them (/proc/<pid>/stat).
 SERVER_PROCESSES = {"postgres": "postgresql", "beam.smp": "rabbitmq", "erl_child_setup": "rabbitmq"}
+# CpuMeter's groups after the services.
+OTHER_GROUPS = ("postgresql", "rabbitmq", "load generator", "other")
 
 
 def _all_cpu_seconds() -> dict[int, tuple[str, float]]:
@@ -66,17 +68,13 @@ class CpuMeter:
         self._before = _all_cpu_seconds()
 
     def stop(self) -> dict[str, float]:
-        """CPU seconds used since start(): the services first (in platform order), then the rest."""
-        used = {name: 0.0 for name in self._services.values()}
+        """CPU seconds used since start(), in the order of GROUPS (the services in platform order)."""
+        used = {name: 0.0 for name in [*self._services.values(), *OTHER_GROUPS]}
         for pid, (name, seconds) in _all_cpu_seconds().items():
             group = self._group(pid, name)
-            used[group] = used.get(group, 0.0) + seconds - self._before.get(pid, (name, 0.0))[1]
+            used[group] += seconds - self._before.get(pid, (name, 0.0))[1]
         self.used = used
         return used
-
-    def services(self) -> dict[str, float]:
-        """The services' part of the last reading."""
-        return {name: self.used.get(name, 0.0) for name in self._services.values()}
 
 
 class RssSampler:
@@ -297,7 +295,10 @@ class Fanout:
     expected: int
     latency: Latency
     stream_errors: int
-    # CPU the serving process (the notifier, or the bare floor server) used per delivery, in us.
+    # Streams that did not receive every change exactly once (expected / watchers each).
+    uneven_streams: int
+    # CPU the serving process used per delivery, in us. The notifier's also pays its intake of the
+    # publishes' events and the load generator's own watch of each job: an upper bound.
     server_cpu_us: float
 
 
@@ -307,10 +308,12 @@ class WatchWorkers:
 
     workers: list[Any]
 
-    async def collect(self) -> tuple[list[float], int]:
-        """End the streams; every delivery's delay (s) and the number of streams that failed."""
+    async def collect(self) -> tuple[list[float], int, list[int]]:
+        """End the streams; every delivery's delay (s), the number of streams that failed, and the
+        number of updates each stream received."""
         delays: list[float] = []
         errors = 0
+        per_stream: list[int] = []
         for proc in self.workers:
             assert proc.stdin is not None and proc.stdout is not None
             proc.stdin.close()
@@ -318,7 +321,8 @@ class WatchWorkers:
             await proc.wait()
             delays += out["delays"]
             errors += out["error_count"]
-        return delays, errors
+            per_stream += out["per_stream"]
+        return delays, errors, per_stream
 
 
 @contextlib.asynccontextmanager
@@ -376,10 +380,8 @@ async def fanout(client: PlatformClient, plat: Platform, watchers: int, publishe
                 await asyncio.sleep(0.3)
             await asyncio.sleep(1.0)
             cpu = cpu_seconds(notifier.proc.pid) - cpu0
-            delays, errors = await open_streams.collect()
-        expected = watchers * updates_per_job
-        per_delivery = _per_delivery(cpu, delays)
-        return Fanout(watchers, publishes, len(delays), expected, Latency.of(delays), errors, per_delivery)
+            delays, errors, per_stream = await open_streams.collect()
+        return _fanout(watchers, publishes, updates_per_job, delays, errors, per_stream, cpu)
     finally:
         await fan_client.close()
 
@@ -394,13 +396,23 @@ async def fanout_floor(watchers: int, publishes: int, gaps_ms: tuple[float, floa
                 await asyncio.sleep(0.3)
             await asyncio.sleep(1.0)
             cpu = cpu_seconds(pid) - cpu0
-            delays, errors = await open_streams.collect()
-    expected = watchers * publishes * 3
-    return Fanout(watchers, publishes, len(delays), expected, Latency.of(delays), errors, _per_delivery(cpu, delays))
+            delays, errors, per_stream = await open_streams.collect()
+    return _fanout(watchers, publishes, publishes * 3, delays, errors, per_stream, cpu)
 
 
-def _per_delivery(cpu_s: float, delays: list[float]) -> float:
-    return cpu_s * 1e6 / max(1, len(delays))
+def _fanout(
+    watchers: int,
+    publishes: int,
+    per_watcher: int,
+    delays: list[float],
+    errors: int,
+    per_stream: list[int],
+    cpu_s: float,
+) -> Fanout:
+    """The figures of a fan-out run in which each watcher should have received ``per_watcher`` updates."""
+    uneven = sum(1 for n in per_stream if n != per_watcher) + watchers - len(per_stream)
+    cpu_us = cpu_s * 1e6 / max(1, len(delays))
+    return Fanout(watchers, publishes, len(delays), watchers * per_watcher, Latency.of(delays), errors, uneven, cpu_us)
 
 
 @dataclass(frozen=True)

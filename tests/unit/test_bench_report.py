@@ -6,7 +6,7 @@ from bench import report
 from bench.common import Latency
 from bench.floors import Floors
 from bench.load import Throughput
-from bench.platform_bench import Fanout
+from bench.platform_bench import Fanout, Sustained
 
 
 def _lat(p50: float, p99: float) -> Latency:
@@ -22,7 +22,7 @@ def _results() -> report.Results:
 
 
 def _fanout(p99: float) -> Fanout:
-    return Fanout(1000, 15, 45000, 45000, _lat(p99 / 2, p99), 0, 60.0)
+    return Fanout(1000, 15, 45000, 45000, _lat(p99 / 2, p99), 0, 0, 60.0)
 
 
 def _fanout_row(r: report.Results) -> tuple[str, ...]:
@@ -34,7 +34,8 @@ def test_fanout_is_compared_with_the_bare_fanout_floor_when_it_was_measured() ->
     r.fanout = _fanout(240.0)
     r.fanout_floor = _fanout(120.0)
     row = _fanout_row(r)
-    assert row[3] == "120.0 ms (bare fan-out p99)"
+    # + 2 PostgreSQL commits (0.1 each) and 1 broker round trip (0.6) at p50: 120.8 ms.
+    assert row[3] == "120.8 ms (bare fan-out p99 120.0 + commits and broker hop 0.8)"
     assert row[4] == "2.0x"
     assert row[5] == "**missed**"
     assert "grpc.aio fan-out to 1000 streams" in report.render(r)
@@ -50,12 +51,19 @@ def test_fanout_without_its_floor_is_compared_with_the_unary_floors_of_its_path(
     assert "grpc.aio fan-out to" not in report.render(r)
 
 
+def test_fanout_with_a_stream_that_missed_a_change_is_not_met() -> None:
+    r = _results()
+    r.fanout = Fanout(1000, 15, 45000, 45000, _lat(45.0, 90.0), 0, 1, 60.0)
+    assert _fanout_row(r)[5] == "**missed**"
+
+
 def test_cpu_table_sums_the_services_and_everything_and_bounds_the_throughput() -> None:
     r = _results()
     r.cpu_per_publish = {"config": 10.0, "publisher": 10.0, "postgresql": 12.0, "rabbitmq": 8.0}
     r.sustained_cpu = {"config": 6.0, "publisher": 4.0, "postgresql": 5.0, "rabbitmq": 5.0}
+    r.sustained = Sustained(300.0, 3600, {"PUBLISHED": 3600}, 100.0, _lat(9000.0, 15000.0), 0, 0)
     table = "\n".join(report._cpu_table(r))
-    assert "| **the four services** | 20.0 | 10.0 |" in table
+    assert "| **the 2 services** | 20.0 | 10.0 |" in table
     assert "| **everything** | 40.0 | 20.0 |" in table
     assert "one at a time, 2 cores x 1000 / 40.0 ms = 50 publishes/s" in table
     assert "under 300/s offered, 2 cores x 1000 / 20.0 ms = 100 publishes/s" in table

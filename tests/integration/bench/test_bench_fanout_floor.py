@@ -10,6 +10,6 @@ async def test_each_publish_reaches_every_watcher_three_times() -> None:
     assert result.stream_errors == 0
     assert result.expected == 6 * 2 * 3
     assert result.deliveries == result.expected
+    assert result.uneven_streams == 0
     # Delays are measured from the moment the server handed the change over: positive and short.
     assert 0 < result.latency.p50 <= result.latency.max < 5000
-    assert result.server_cpu_us > 0
