@@ -2,12 +2,16 @@
 
 Usage: ``python -m bench [--quick] [--no-service-benches] [--out docs/PERFORMANCE.md]``.
 Every part is bounded in time; the whole run takes about 5-6 minutes on a 2-core machine.
+Each run also keeps its figures in ``.run/bench-results.pickle``: ``python -m bench --render``
+writes the report again from them (after editing the findings in bench/report.py) without
+measuring anything.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -24,6 +28,8 @@ from bench.tracing_sink import otlp_sink
 STEADY_RATE = 100.0
 
 ROOT = Path(__file__).resolve().parent.parent
+# The last run's figures (Results), for --render; .run/ is not tracked.
+RESULTS = ROOT / ".run" / "bench-results.pickle"
 SERVICE_BENCHES = ("config_publish", "publisher_jobs", "notifier_fanout", "activation_routecall")
 
 
@@ -176,7 +182,13 @@ async def main(args: argparse.Namespace) -> None:
         r.service_benches = await run_service_benches(75.0)
 
     r.elapsed_s = time.monotonic() - started
-    out = Path(args.out)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_bytes(pickle.dumps(r))
+    write_report(r, Path(args.out))
+
+
+def write_report(r: report.Results, out: Path) -> None:
+    """Render the figures to ``out`` and print the headline."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report.render(r))
     print(f"\nWrote {out} ({r.elapsed_s:.0f}s)")
@@ -188,5 +200,10 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
     parser.add_argument("--no-service-benches", action="store_true", help="skip bench/<service>_*.py")
     parser.add_argument("--out", default=str(ROOT / "docs" / "PERFORMANCE.md"))
-    # The load generators run on uvloop like the services: less of the two cores goes to the client.
-    uvloop.run(main(parser.parse_args()))
+    parser.add_argument("--render", action="store_true", help=f"only write the report again from {RESULTS}")
+    args = parser.parse_args()
+    if args.render:
+        write_report(pickle.loads(RESULTS.read_bytes()), Path(args.out))
+    else:
+        # The load generators run on uvloop like the services: less of the two cores goes to the client.
+        uvloop.run(main(args))
