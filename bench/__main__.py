@@ -24,7 +24,7 @@ from bench import platform_bench as pb
 from bench.common import machine, percentile, postgres_version, scratch
 from bench.tracing_sink import otlp_sink
 
-# The second sustained run's offered rate: below this machine's capacity (about 110-130/s).
+# The second sustained run's offered rate: below capacity on the Intel machines of this kind (110-137/s).
 STEADY_RATE = 100.0
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -79,6 +79,11 @@ def fmt_cpu(values: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.1f}" for k, v in values.items()) + f"; all {sum(values.values()):.1f}"
 
 
+def _capacity(s: Any) -> str:
+    """Whether a sustained run's offered rate was below what the machine completed."""
+    return "below capacity" if s.completion_rate >= 0.95 * s.offered_rate else "above capacity"
+
+
 def _ok(good: bool) -> str:
     return "met" if good else "**missed**"
 
@@ -140,7 +145,7 @@ def rows(r: Results) -> list[tuple[str, str, str, str, str, str]]:
         st = r.steady
         out.append(
             (
-                f"Sustained publishing at {st.offered_rate:.0f}/s offered (below capacity): p99 publish-to-live",
+                f"Sustained publishing at {st.offered_rate:.0f}/s offered ({_capacity(st)}): p99 publish-to-live",
                 "-",
                 f"{st.latency.p99:.0f} ms ({st.completion_rate:.0f}/s completed)",
                 f"{pub50:.1f} ms",
@@ -319,7 +324,7 @@ def render(r: Results) -> str:
     if r.steady is not None:
         st = r.steady
         lines += [
-            f"The same at {st.offered_rate:.0f}/s offered, below this machine's capacity: sent {st.sent}, "
+            f"The same at {st.offered_rate:.0f}/s offered ({_capacity(st)} on this machine): sent {st.sent}, "
             f"outcomes {st.outcomes}, not terminal {st.unfinished}, send errors {st.send_errors}; completed "
             f"{st.completion_rate:.0f}/s; publish-to-terminal {st.latency}.",
             "",
@@ -480,8 +485,9 @@ FINDINGS: list[str] = [
     "   `bench/fanout_floor.py` serves WatchPublishJobs with nothing but grpc.aio (no interceptors, token",
     "   check, store or hub; each change serialized once and handed to every stream's queue) to 1,000",
     "   watchers of the same `bench.worker` program, split the same way. On the AMD machine its p99 was",
-    "   103-180 ms in six runs, above the target before any notifier work. Per delivery the notifier",
-    "   used 51, 68, 77 and 75 us of CPU where the bare server used 52, 63, 48 and 45 us in the same runs;",
+    "   103-194 ms in seven runs, above the target before any notifier work. Per delivery the notifier",
+    "   used 51, 68, 77, 75 and 71 us of CPU where the bare server used 52, 63, 48, 45 and 72 us in the",
+    "   same runs;",
     "   the notifier's window also holds its intake of the publishes' events, so its figure is an upper",
     "   bound. The platform's p99 (190-346 ms in those runs) adds the way of each change to the notifier",
     "   (two commits and a broker hop) and the rest of each publish's CPU on the same cores (the CPU",
@@ -489,8 +495,8 @@ FINDINGS: list[str] = [
     "   in `sendmsg`, one per stream message (gRPC does not coalesce HTTP/2 writes across streams), 12% in",
     "   `write` (grpc.aio's poller waking the event loop).",
     "3. **Publish-to-live p50 is CPU on two cores.** The CPU table's one-at-a-time column counts every",
-    "   process: on the AMD machine 64-81 ms of CPU per sequential publish (services 38.6-48.7, PostgreSQL",
-    "   12.0-15.0, RabbitMQ 7.9-10.6, load generator 4.3-5.5) against a p50 of 25.6-48.6 ms, so the",
+    "   process: on the AMD machine 52-81 ms of CPU per sequential publish (services 31.8-48.7, PostgreSQL",
+    "   9.4-15.0, RabbitMQ 6.3-10.6, load generator 3.5-5.5) against a p50 of 25.6-48.6 ms, so the",
     "   off-path work of the same publish (job.submitted, job.processing and version.live travelling to",
     "   the notifier, outbox clean-up) competes with the critical path. No timer, batching window or",
     "   sleep is on the path (`bench/publish_trace.py` times each leg); statements per publish fell",
@@ -522,7 +528,7 @@ FINDINGS: list[str] = [
     "   (`bench/h2load.py`, C): a grpc.aio client spends about as much CPU per call as the server it",
     "   measures, so on 2 cores it would cap the figure. RouteCall costs about twice the echo server's CPU",
     "   per call on both machines (283 vs 119 us on Intel, 648 vs 341 us on AMD), so its maximum follows",
-    "   the machine: 3,507-4,562/s on Intel, 1,478-1,776/s on AMD (echo 3,358-3,874/s there).",
+    "   the machine: 3,507-4,562/s on Intel, 1,414-2,044/s on AMD (echo 3,245-3,874/s there).",
     "",
 ]
 

@@ -69,3 +69,11 @@ def test_cpu_table_sums_the_services_and_everything_and_bounds_the_throughput() 
     assert "under 300/s offered, 2 cores x 1000 / 20.0 ms = 100 publishes/s" in table
     assert "leaves 6.7 ms per publish" in table
     assert report.fmt_cpu({"config": 1.25, "postgresql": 2.0}) == "config 1.2, postgresql 2.0; all 3.2"
+
+
+def test_the_second_sustained_run_is_labelled_by_what_the_machine_completed() -> None:
+    r = _results()
+    r.steady = Sustained(100.0, 1000, {"PUBLISHED": 1000}, 99.0, _lat(300.0, 900.0), 0, 0)
+    assert any("(below capacity)" in row[0] for row in report.rows(r))
+    r.steady = Sustained(100.0, 1000, {"PUBLISHED": 1000}, 56.0, _lat(4000.0, 6600.0), 0, 0)
+    assert any("(above capacity)" in row[0] for row in report.rows(r))
