@@ -122,7 +122,8 @@ async def main(args: argparse.Namespace) -> None:
         r.sustained_cpu = {k: v * 1000 / max(1, finished) for k, v in cpu.stop().items()}
         _print_sustained(r.sustained)
         print(f"  CPU ms per publish under that load: {report.fmt_cpu(r.sustained_cpu)}")
-        # Below capacity: what the p99 looks like when the platform keeps up (not a target of its own).
+        # Meant to be below capacity: the p99 when the platform keeps up (not a target of its own);
+        # the report says whether this machine did.
         r.steady = await pb.sustained(client, 100, STEADY_RATE, 4.0 if q else 10.0, prefix="steady")
         _print_sustained(r.steady)
         await rss.stop()

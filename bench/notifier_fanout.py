@@ -48,7 +48,7 @@ import aio_pika
 import grpc.aio
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from bench.common import Latency, bearer, cpu_seconds, percentile, scratch, token
+from bench.common import Latency, bearer, cpu_seconds, percentile, rss_mb, scratch, token
 from chassis import broker
 from chassis.settings import DEV_AUTH_SECRET, Settings
 from speako.config.v1 import resources_pb2
@@ -97,19 +97,6 @@ def serve(database_url: str, amqp_url: str, ready: mp.Queue) -> None:
         cProfile.runctx("asyncio.run(main())", globals(), locals(), os.environ["NF_PROFILE"])
     else:
         asyncio.run(main())
-
-
-def rss_kib(pid: int, field: str = "VmRSS") -> int:
-    """Resident set size of a process in KiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field}")
-
-
-def peak_rss_kib(pid: int) -> int:
-    """The process's lifetime peak resident set size (VmHWM) in KiB."""
-    return rss_kib(pid, "VmHWM")
 
 
 # ---- watcher processes ----------------------------------------------------------------------
@@ -302,7 +289,7 @@ async def intake(n_jobs: int, replicas: int) -> None:
                 await asyncio.sleep(0.01)
             t_done = time.perf_counter()
             cpu1 = sum(cpu_seconds(p.pid) for p in servers if p.pid)
-            rss = max(rss_kib(p.pid) for p in servers if p.pid)
+            rss = max(rss_mb(p.pid) for p in servers if p.pid)
             applied = await con.fetchval("SELECT count(*) FROM notifier.jobs WHERE state IN (3, 4)")
             notes = await con.fetchval("SELECT count(*) FROM notifier.notifications")
         finally:
@@ -325,7 +312,7 @@ async def intake(n_jobs: int, replicas: int) -> None:
     )
     print(
         f"  notifier CPU {((cpu1 - cpu0) * 1000) / max(1, changes * len(events) / expected):.3f} ms per event; "
-        f"peak RSS {rss / 1024:.1f} MiB"
+        f"peak RSS {rss:.1f} MiB"
     )
 
 
@@ -347,7 +334,7 @@ async def run(
         try:
             ports = [await asyncio.to_thread(server_ready.get, True, 60) for _ in servers]
             await asyncio.sleep(1.0)
-            base = rss_kib(pid)
+            base = rss_mb(pid)
             ready: mp.Queue = ctx.Queue()
             results: mp.Queue = ctx.Queue()
             per = [n_watchers // processes + (1 if i < n_watchers % processes else 0) for i in range(processes)]
@@ -361,7 +348,7 @@ async def run(
                 await asyncio.to_thread(ready.get, True, 120)
             opened_s = time.perf_counter() - t_open
             await asyncio.sleep(1.0)
-            loaded = rss_kib(pid)
+            loaded = rss_mb(pid)
             server_cpu0 = sum(cpu_seconds(p) for p in pids)
             await publish_events(s.amqp_url, n_events, interval, burst, gap)
             all_deliveries: list[tuple[str, int, float, float]] = []
@@ -373,7 +360,7 @@ async def run(
                 errors += e
                 client_cpu += c
             server_cpu = sum(cpu_seconds(p) for p in pids) - server_cpu0
-            peak = peak_rss_kib(pid)
+            peak = rss_mb(pid, "VmHWM")
         finally:
             for w in workers:
                 w.join(5)
@@ -408,8 +395,8 @@ async def run(
         f"clients {client_cpu * per_delivery * 1000:.1f} us (all {processes} processes)"
     )
     print(
-        f"  notifier RSS: {base / 1024:.1f} MiB before watchers, {loaded / 1024:.1f} MiB with {n_watchers} idle "
-        f"watchers -> {(loaded - base) / n_watchers:.1f} KiB per watcher; peak {peak / 1024:.1f} MiB"
+        f"  notifier RSS: {base:.1f} MiB before watchers, {loaded:.1f} MiB with {n_watchers} idle "
+        f"watchers -> {(loaded - base) * 1024 / n_watchers:.1f} KiB per watcher; peak {peak:.1f} MiB"
     )
     print(f"  deliveries missing: {missing}; streams ended with an error: {len(errors)} {sorted(set(errors))}")
 
