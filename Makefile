@@ -5,7 +5,7 @@ STAMP  := $(VENV)/.installed-stamp
 BUF    := .tools/node_modules/.bin/buf
 PYTEST_ARGS ?=
 
-.PHONY: install proto check-proto servers run test test-faults lint format bench clean
+.PHONY: install proto check-proto servers run test test-faults lint format bench watcher-deps clean
 
 $(STAMP): pyproject.toml
 	python3.11 -m venv $(VENV) 2>/dev/null || python3 -m venv $(VENV)
@@ -28,7 +28,7 @@ run: $(STAMP) servers
 	SPEAKO_ENV=$${SPEAKO_ENV:-dev} $(VENV)/bin/speako serve all
 
 ## Run every test (unit, integration, e2e) against the real servers.
-test: $(STAMP) servers check-proto
+test: $(STAMP) servers check-proto watcher-deps
 	$(VENV)/bin/pytest -m "not faults" $(PYTEST_ARGS)
 
 ## Fault injection (tests/faults): kills services, restarts PostgreSQL and RabbitMQ; writes docs/RELIABILITY.md.
@@ -49,10 +49,15 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 ## Benchmarks (bench/): prints the figures and writes docs/PERFORMANCE.md (about 5 minutes).
-bench: $(STAMP) servers
+bench: $(STAMP) servers watcher-deps
 	@# h2load (nghttp2, in C) drives the closed-loop RouteCall and echo runs; see bench/h2load.py.
 	command -v h2load >/dev/null || apt-get install -y nghttp2-client || (apt-get update && apt-get install -y nghttp2-client)
 	$(PY) -m bench
+
+## The fan-out's C++ watcher (bench/cpp/watch.cc, built on first use) needs g++ and gRPC's C++ library.
+WATCHER_DEPS = g++ pkg-config libgrpc++-dev
+watcher-deps:
+	pkg-config --exists grpc++ 2>/dev/null || apt-get install -y $(WATCHER_DEPS) || (apt-get update && apt-get install -y $(WATCHER_DEPS))
 
 clean:
 	rm -rf $(VENV) .tools

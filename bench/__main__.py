@@ -18,8 +18,8 @@ from pathlib import Path
 
 import uvloop
 
+from bench import cpp_watch, h2load, report
 from bench import floors as floors_mod
-from bench import h2load, report
 from bench import platform_bench as pb
 from bench.common import machine, percentile, postgres_version, scratch
 from bench.tracing_sink import otlp_sink
@@ -72,6 +72,8 @@ def _print_sustained(s: pb.Sustained) -> None:
 async def main(args: argparse.Namespace) -> None:
     if not h2load.available():
         raise SystemExit("h2load not found: apt-get install nghttp2-client (make bench installs it)")
+    if not cpp_watch.available():
+        raise SystemExit("the fan-out's C++ watcher needs g++ and libgrpc++-dev (make bench installs them)")
     started = time.monotonic()
     q = args.quick
     facts = machine()
@@ -109,7 +111,7 @@ async def main(args: argparse.Namespace) -> None:
         print(f"  RouteCall sequential: {r.routecall.sequential}")
         print(f"  RouteCall max (h2load, 2 connections x 32 streams): {r.routecall.best}")
         print(f"  RouteCall at 500/s: {r.routecall.at_500}")
-        r.fanout = await pb.fanout(client, plat, 1000, 5 if q else 15)
+        r.fanout = await pb.fanout(client, plat, 1000, 5 if q else 15, watcher="cpp")
         print(
             f"  fan-out to {r.fanout.watchers} watchers: {r.fanout.latency}; "
             f"{r.fanout.deliveries}/{r.fanout.expected} deliveries, {r.fanout.stream_errors} stream errors, "
@@ -139,7 +141,7 @@ async def main(args: argparse.Namespace) -> None:
     legs = (r.breakdown.to_processing, r.breakdown.processing_to_published)
     gaps = (percentile(legs[0], 50), percentile(legs[1], 50)) if all(legs) else (5.0, 12.0)
     try:
-        r.fanout_floor = await pb.fanout_floor(r.fanout.watchers, r.fanout.publishes, gaps)
+        r.fanout_floor = await pb.fanout_floor(r.fanout.watchers, r.fanout.publishes, gaps, watcher="cpp")
         print(
             f"  {r.fanout_floor.watchers} watchers, changes {gaps[0]:.1f} and {gaps[1]:.1f} ms apart: "
             f"{r.fanout_floor.latency}; server CPU {r.fanout_floor.server_cpu_us:.0f} us per delivery "

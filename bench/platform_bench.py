@@ -17,10 +17,10 @@ from typing import Any
 import asyncpg
 import grpc.aio
 
-from bench import h2load
+from bench import cpp_watch, h2load
 from bench.activation_routecall import pinned_counter
 from bench.client import TERMINAL, PlatformClient
-from bench.common import SECRET, Latency, Scratch, cpu_seconds, now, percentile, proc_stat, rss_mb
+from bench.common import SECRET, Latency, Scratch, cpu_seconds, now, percentile, proc_stat, rss_mb, token
 from bench.echo_server import METHOD
 from bench.fanout_floor import floor_server as fanout_floor_server
 from bench.fanout_floor import send_publish
@@ -300,6 +300,8 @@ class Fanout:
     # CPU the serving process used per delivery, in us. The notifier's also pays its intake of the
     # publishes' events and the load generator's own watch of each job: an upper bound.
     server_cpu_us: float
+    # The watcher program: "cpp" (bench/cpp/watch.cc) or "python" (bench.worker on grpc.aio).
+    watcher: str = "python"
 
 
 @dataclass
@@ -326,23 +328,30 @@ class WatchWorkers:
 
 
 @contextlib.asynccontextmanager
-async def watch_streams(addr: str, parent: str, count: int, procs: int = 4) -> AsyncIterator[WatchWorkers]:
-    """``count`` WatchPublishJobs streams on ``parent`` in ``procs`` bench.worker processes, open and
-    idle for 1 s when this yields; the workers are stopped (and their figures read) by ``collect``."""
+async def watch_streams(
+    addr: str, parent: str, count: int, procs: int = 4, client: str = "python"
+) -> AsyncIterator[WatchWorkers]:
+    """``count`` WatchPublishJobs streams on ``parent`` in ``procs`` watcher processes (``client``:
+    "python", bench.worker on grpc.aio, or "cpp", bench/cpp/watch.cc), open and idle for 1 s when
+    this yields; the workers are stopped (and their figures read) by ``collect``."""
+    if client == "cpp":
+        program = [str(cpp_watch.binary()), "watch"]
+    else:
+        program = [sys.executable, "-m", "bench.worker", "watch"]
+    tenant = parent.split("/")[1]
+    env = {**os.environ, "BENCH_TOKEN": token(["viewer"], tenant, subject="bench-dashboard")}
     workers = []
     try:
         for i in range(procs):
             share = count // procs + (1 if i < count % procs else 0)
             proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bench.worker",
-                "watch",
+                *program,
                 addr,
                 parent,
                 str(share),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
+                env=env,
                 limit=1 << 28,
             )
             workers.append(proc)
@@ -360,15 +369,17 @@ async def watch_streams(addr: str, parent: str, count: int, procs: int = 4) -> A
                 await proc.wait()
 
 
-async def fanout(client: PlatformClient, plat: Platform, watchers: int, publishes: int) -> Fanout:
-    """``watchers`` WatchPublishJobs streams (in 4 worker processes) while publishes go live."""
+async def fanout(
+    client: PlatformClient, plat: Platform, watchers: int, publishes: int, watcher: str = "python"
+) -> Fanout:
+    """``watchers`` WatchPublishJobs streams (in 4 ``watcher`` processes) while publishes go live."""
     notifier = plat.services["notifier"]
     assert notifier.proc is not None
     tenant = "bench-fanout"
     fan_client = PlatformClient(client.config_addr, client.notifier_addr, client.activation_addr, tenant=tenant)
     try:
         agent = await fan_client.create_agent("fanout")
-        async with watch_streams(notifier.addr, f"tenants/{tenant}", watchers) as open_streams:
+        async with watch_streams(notifier.addr, f"tenants/{tenant}", watchers, client=watcher) as open_streams:
             cpu0 = cpu_seconds(notifier.proc.pid)
             updates_per_job = 0
             for i in range(publishes):
@@ -381,15 +392,15 @@ async def fanout(client: PlatformClient, plat: Platform, watchers: int, publishe
             await asyncio.sleep(1.0)
             cpu = cpu_seconds(notifier.proc.pid) - cpu0
             delays, errors, per_stream = await open_streams.collect()
-        return _fanout(watchers, publishes, updates_per_job, delays, errors, per_stream, cpu)
+        return _fanout(watchers, publishes, updates_per_job, delays, errors, per_stream, cpu, watcher)
     finally:
         await fan_client.close()
 
 
-async def fanout_floor(watchers: int, publishes: int, gaps_ms: tuple[float, float]) -> Fanout:
+async def fanout_floor(watchers: int, publishes: int, gaps_ms: tuple[float, float], watcher: str = "python") -> Fanout:
     """The same watchers on a bare grpc.aio server (bench.fanout_floor): the transport's own delay."""
     async with fanout_floor_server() as (addr, pid), grpc.aio.insecure_channel(addr) as channel:
-        async with watch_streams(addr, "tenants/bench-fanout", watchers) as open_streams:
+        async with watch_streams(addr, "tenants/bench-fanout", watchers, client=watcher) as open_streams:
             cpu0 = cpu_seconds(pid)
             for _ in range(publishes):
                 await send_publish(channel, gaps_ms)
@@ -397,7 +408,7 @@ async def fanout_floor(watchers: int, publishes: int, gaps_ms: tuple[float, floa
             await asyncio.sleep(1.0)
             cpu = cpu_seconds(pid) - cpu0
             delays, errors, per_stream = await open_streams.collect()
-    return _fanout(watchers, publishes, publishes * 3, delays, errors, per_stream, cpu)
+    return _fanout(watchers, publishes, publishes * 3, delays, errors, per_stream, cpu, watcher)
 
 
 def _fanout(
@@ -408,11 +419,14 @@ def _fanout(
     errors: int,
     per_stream: list[int],
     cpu_s: float,
+    watcher: str,
 ) -> Fanout:
     """The figures of a fan-out run in which each watcher should have received ``per_watcher`` updates."""
     uneven = sum(1 for n in per_stream if n != per_watcher) + watchers - len(per_stream)
     cpu_us = cpu_s * 1e6 / max(1, len(delays))
-    return Fanout(watchers, publishes, len(delays), watchers * per_watcher, Latency.of(delays), errors, uneven, cpu_us)
+    return Fanout(
+        watchers, publishes, len(delays), watchers * per_watcher, Latency.of(delays), errors, uneven, cpu_us, watcher
+    )
 
 
 @dataclass(frozen=True)

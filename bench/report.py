@@ -241,6 +241,14 @@ def rows(r: Results) -> list[tuple[str, str, str, str, str, str]]:
     return out
 
 
+# The fan-out's watcher programs (bench.platform_bench.watch_streams).
+_WATCHERS = {
+    "cpp": "processes of the C++ watcher, `bench/cpp/watch.cc`, a few us of CPU per update (a grpc.aio "
+    "watcher spends about what the server spends per update, on the same 2 cores)",
+    "python": "`bench.worker` processes (grpc.aio)",
+}
+
+
 def _latency_row(name: str, lat: Latency) -> str:
     return f"| {name} | {lat.p50:.2f} | {lat.p90:.2f} | {lat.p99:.2f} | {lat.max:.2f} | {lat.n} |"
 
@@ -351,7 +359,7 @@ def render(r: Results) -> str:
         lines += [
             "### Fan-out",
             "",
-            f"{fo.watchers} concurrent `WatchPublishJobs` streams on one tenant (opened by 4 client processes); "
+            f"{fo.watchers} concurrent `WatchPublishJobs` streams on one tenant (opened by 4 {_WATCHERS[fo.watcher]}); "
             f"{fo.publishes} publishes, one at a time. Delay = arrival at the watcher - the job's `update_time` "
             f"(written in the state change's transaction). {fo.latency}. Deliveries {fo.deliveries} of "
             f"{fo.expected} expected; streams not served every change exactly once {fo.uneven_streams}; stream "
@@ -362,8 +370,8 @@ def render(r: Results) -> str:
         if r.fanout_floor is not None:
             ff = r.fanout_floor
             lines += [
-                f"Floor: {ff.watchers} watchers of the same program, split the same way (`bench.worker`, 4",
-                "processes, 100 streams per channel), on a bare grpc.aio server (`bench/fanout_floor.py`: no",
+                f"Floor: {ff.watchers} watchers split the same way (4 {_WATCHERS[ff.watcher]},",
+                "100 streams per connection), on a bare grpc.aio server (`bench/fanout_floor.py`: no",
                 "interceptors, token check, store or hub; one serialized update per change handed to every",
                 f"stream's queue), with the platform stopped: {ff.publishes} publishes of 3 changes each, as far",
                 "apart as the platform's p50 legs in its one-at-a-time run (during the fan-out they were longer).",
@@ -504,19 +512,23 @@ FINDINGS: list[str] = [
     "   us of CPU per call against 341-393 and 1,469-2,259/s from h2load against 3,245-3,874/s. On it the",
     "   bare echo server itself stays under RouteCall's 2,000/s. Its pure-Python speed was not the",
     "   difference (a fixed 10M-iteration loop: 0.31-0.55 s, against 0.81-1.05 s on the earlier AMD run).",
-    "2. **Fan-out: a bare grpc.aio server, with its watchers on the same two cores, misses 100 ms here.**",
+    "2. **Fan-out: a bare grpc.aio server misses 100 ms here, even with C++ watchers.**",
     "   `bench/fanout_floor.py` serves WatchPublishJobs with nothing but grpc.aio (no interceptors, token",
-    "   check, store or hub; each change serialized once and handed to every stream's queue) to 1,000",
-    "   watchers of the same `bench.worker` program, split the same way. On the AMD machine its p99 was",
-    "   103-194 ms in seven runs, above the target before any notifier work. Per delivery the notifier",
-    "   used 51, 68, 77, 75 and 71 us of CPU where the bare server used 52, 63, 48, 45 and 72 us in the",
-    "   same runs;",
-    "   the notifier's window also holds its intake of the publishes' events, so its figure is an upper",
-    "   bound. The platform's p99 (190-346 ms in those runs) adds the way of each change to the notifier",
-    "   (two commits and a broker hop) and the rest of each publish's CPU on the same cores (the CPU",
-    "   table); no run separates those two. Earlier native profile (Intel): 21% of the notifier's samples",
-    "   in `sendmsg`, one per stream message (gRPC does not coalesce HTTP/2 writes across streams), 12% in",
-    "   `write` (grpc.aio's poller waking the event loop).",
+    "   check, store or hub; each change serialized once and handed to every stream's queue) to the same",
+    "   1,000 watchers, split the same way. The watchers are C++ (`bench/cpp/watch.cc`) since 2026-12-03",
+    "   13:20 UTC: the grpc.aio watchers spent 95 us of CPU per update against the notifier's 84",
+    "   (`bench/notifier_fanout.py`), on the same two cores. Interleaved runs on the slower AMD machine",
+    "   (item 1): the bare server's p99 was 130.5 and 120.8 ms with C++ watchers against 183.8 and 198.3 ms",
+    "   with grpc.aio ones, the platform's 305.7, 281.5 and 283.1 ms against 435.5 ms. The bare server",
+    "   still spends 73-74 us of CPU per delivery, ~75 ms per change for 1,000 streams, before any",
+    "   notifier work; with grpc.aio watchers its p99 was 103-194 ms in seven runs on the earlier AMD",
+    "   machine. Per delivery the notifier used 88-100 us with C++ watchers (51-77 us with grpc.aio ones",
+    "   earlier, where the bare server used 45-72); the notifier's window also holds its intake of the",
+    "   publishes' events, so its figure is an upper bound. The platform's p99 adds the way of each change",
+    "   to the notifier (two commits and a broker hop) and the rest of each publish's CPU on the same cores",
+    "   (the CPU table). Earlier native profile (Intel): 21% of the notifier's samples in `sendmsg`, one",
+    "   per stream message (gRPC does not coalesce HTTP/2 writes across streams), 12% in `write`",
+    "   (grpc.aio's poller waking the event loop).",
     "3. **Publish-to-live p50 is CPU on two cores.** The CPU table's one-at-a-time column counts every",
     "   process: on the AMD machine 52-81 ms of CPU per sequential publish (services 31.8-48.7, PostgreSQL",
     "   9.4-15.0, RabbitMQ 6.3-10.6, load generator 3.5-5.5) against a p50 of 25.6-48.6 ms, so the",

@@ -1,12 +1,20 @@
-"""bench/fanout_floor.py with the real watch workers: every change reaches every stream, once."""
+"""bench/fanout_floor.py with the real watch workers (grpc.aio and C++): every change reaches every
+stream, once."""
 
 from __future__ import annotations
 
+import pytest
+
+from bench import cpp_watch
 from bench.platform_bench import fanout_floor
 
 
-async def test_each_publish_reaches_every_watcher_three_times() -> None:
-    result = await fanout_floor(watchers=6, publishes=2, gaps_ms=(1.0, 2.0))
+@pytest.mark.parametrize("watcher", ["python", "cpp"])
+async def test_each_publish_reaches_every_watcher_three_times(watcher: str) -> None:
+    if watcher == "cpp" and not cpp_watch.available():
+        pytest.skip("g++ and libgrpc++-dev are missing (make test installs them)")
+    result = await fanout_floor(watchers=6, publishes=2, gaps_ms=(1.0, 2.0), watcher=watcher)
+    assert result.watcher == watcher
     assert result.stream_errors == 0
     assert result.expected == 6 * 2 * 3
     assert result.deliveries == result.expected

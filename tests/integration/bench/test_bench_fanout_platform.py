@@ -1,0 +1,26 @@
+"""The fan-out benchmark on the platform, with both watcher programs: the notifier's real updates
+are decoded, heartbeats are not counted, and every change reaches every stream once."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import cpp_watch
+from bench.common import scratch
+from bench.platform_bench import fanout, running
+
+
+@pytest.mark.parametrize("watcher", ["python", "cpp"])
+async def test_every_watcher_gets_each_state_change_once_and_no_heartbeat(watcher: str) -> None:
+    if watcher == "cpp" and not cpp_watch.available():
+        pytest.skip("g++ and libgrpc++-dev are missing (make test installs them)")
+    # Heartbeats every 0.2 s on idle streams: they repeat the last state and must not count.
+    async with scratch("fan") as s, running(s, "fan", SPEAKO_NOTIFIER_HEARTBEAT_S="0.2") as (plat, client):
+        result = await fanout(client, plat, watchers=8, publishes=2, watcher=watcher)
+    assert result.stream_errors == 0
+    # SUBMITTED, PROCESSING and PUBLISHED of each publish.
+    assert result.expected == 8 * 2 * 3
+    assert result.deliveries == result.expected
+    assert result.uneven_streams == 0
+    # Delay from the job's update_time (written in its state change's transaction) to arrival.
+    assert 0 < result.latency.p50 <= result.latency.max < 10_000
