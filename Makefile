@@ -57,7 +57,7 @@ bench: $(STAMP) servers watcher-deps
 ## The fan-out's C++ watcher (bench/cpp/watch.cc, built on first use) needs g++ and gRPC's C++ library.
 WATCHER_DEPS = g++ pkg-config libgrpc++-dev
 watcher-deps:
-	pkg-config --exists grpc++ 2>/dev/null || apt-get install -y $(WATCHER_DEPS) || (apt-get update && apt-get install -y $(WATCHER_DEPS))
+	(command -v g++ >/dev/null && pkg-config --exists grpc++ 2>/dev/null) || apt-get install -y $(WATCHER_DEPS) || (apt-get update && apt-get install -y $(WATCHER_DEPS))
 
 clean:
-	rm -rf $(VENV) .tools
+	rm -rf $(VENV) .tools .run/bench-watch-*

@@ -74,6 +74,7 @@ async def main(args: argparse.Namespace) -> None:
         raise SystemExit("h2load not found: apt-get install nghttp2-client (make bench installs it)")
     if not cpp_watch.available():
         raise SystemExit("the fan-out's C++ watcher needs g++ and libgrpc++-dev (make bench installs them)")
+    cpp_watch.binary()  # built now, not while the platform is measured
     started = time.monotonic()
     q = args.quick
     facts = machine()
@@ -115,7 +116,8 @@ async def main(args: argparse.Namespace) -> None:
         print(
             f"  fan-out to {r.fanout.watchers} watchers: {r.fanout.latency}; "
             f"{r.fanout.deliveries}/{r.fanout.expected} deliveries, {r.fanout.stream_errors} stream errors, "
-            f"{r.fanout.uneven_streams} streams not served every change once"
+            f"{r.fanout.uneven_streams} streams not served every change once; watchers' CPU "
+            f"{r.fanout.watcher_cpu_us:.0f} us per update"
         )
         cpu.start()
         r.sustained = await pb.sustained(client, 100, 300.0, 4.0 if q else 12.0)
@@ -145,8 +147,8 @@ async def main(args: argparse.Namespace) -> None:
         print(
             f"  {r.fanout_floor.watchers} watchers, changes {gaps[0]:.1f} and {gaps[1]:.1f} ms apart: "
             f"{r.fanout_floor.latency}; server CPU {r.fanout_floor.server_cpu_us:.0f} us per delivery "
-            f"(notifier {r.fanout.server_cpu_us:.0f} us); streams not served every change once: "
-            f"{r.fanout_floor.uneven_streams}"
+            f"(notifier {r.fanout.server_cpu_us:.0f} us), watchers {r.fanout_floor.watcher_cpu_us:.0f} us per "
+            f"update; streams not served every change once: {r.fanout_floor.uneven_streams}"
         )
     except Exception as exc:  # the report is still written, with the fan-out against its unary floors
         print(f"  the fan-out floor failed: {exc!r}")

@@ -7,14 +7,17 @@ for RouteCall's maximum; see bench/h2load.py). The C++ watcher speaks the same p
 ``python -m bench.worker watch``, so either drives ``bench.platform_bench.watch_streams``.
 
 Build needs g++ and gRPC's C++ library: ``apt-get install g++ libgrpc++-dev`` (``make bench``
-does it when they are missing). The binary is built once per source change, into .run/.
+does it when they are missing). The binary is built into .run/ once per source and library version
+(``make clean`` removes it).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 SOURCE = Path(__file__).parent / "cpp" / "watch.cc"
@@ -28,18 +31,31 @@ def available() -> bool:
     return subprocess.run(["pkg-config", "--exists", "grpc++"], check=False).returncode == 0
 
 
+def _pkg_config(*args: str) -> str:
+    return subprocess.run(["pkg-config", *args, "grpc++"], check=True, capture_output=True, text=True).stdout
+
+
 def binary() -> Path:
-    """The built watcher, compiled first if its source changed since the last build."""
-    digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:12]
-    target = BUILD_DIR / f"bench-watch-{digest}"
+    """The built watcher, compiled first if its source or the gRPC library changed since."""
+    # The library's version is in the key: a binary linked against an older soname would not load.
+    key = hashlib.sha256(SOURCE.read_bytes() + _pkg_config("--modversion").encode()).hexdigest()[:12]
+    target = BUILD_DIR / f"bench-watch-{key}"
     if not target.exists():
         BUILD_DIR.mkdir(exist_ok=True)
-        flags = subprocess.run(
-            ["pkg-config", "--cflags", "--libs", "grpc++"], check=True, capture_output=True, text=True
-        ).stdout.split()
-        partial = target.with_suffix(".partial")
-        subprocess.run(
-            ["g++", "-O2", "-std=c++17", "-Wall", "-Wextra", str(SOURCE), *flags, "-o", str(partial)], check=True
-        )
-        partial.rename(target)  # a build cut short never passes for a finished one
+        # Built under a name of its own, then renamed: concurrent builds never run (or replace) a
+        # half-linked file, and the last complete one wins.
+        fd, partial = tempfile.mkstemp(prefix=f"{target.name}.", suffix=".partial", dir=BUILD_DIR)
+        os.close(fd)
+        try:
+            command = ["g++", "-O2", "-std=c++17", "-Wall", "-Wextra", str(SOURCE)]
+            built = subprocess.run(
+                [*command, *_pkg_config("--cflags", "--libs").split(), "-o", partial], capture_output=True, text=True
+            )
+            if built.returncode != 0:
+                raise RuntimeError(f"building {SOURCE} failed:\n{built.stderr}")
+            os.chmod(partial, 0o755)
+            os.replace(partial, target)
+        finally:
+            if os.path.exists(partial):
+                os.unlink(partial)
     return target

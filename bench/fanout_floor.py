@@ -4,8 +4,9 @@ It serves ``speako.notifier.v1.NotifierService/WatchPublishJobs`` with nothing b
 interceptors, no token check, no store, no hub. Each open stream is an ``asyncio.Queue`` that the
 server fills with one publish's state changes, each a ``PublishJobUpdate`` serialized once for all
 streams, the job's ``update_time`` set when the change is handed to the streams. The watchers are
-``bench.worker watch`` processes, as in the platform's fan-out (the same program, split into as
-many processes and channels, parsing the same way). What the platform's figure adds to this one is
+the platform fan-out's own (the same program, C++ or grpc.aio, split into as many processes,
+parsing the same way; see ``bench.platform_bench.watch_streams``). What the platform's figure adds
+to this one is
 the way of each change to the notifier (commit, broker hop, the notifier's commit), the notifier's
 own work per delivery, and the CPU the rest of the publish takes on the same cores meanwhile.
 

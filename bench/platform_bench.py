@@ -302,6 +302,20 @@ class Fanout:
     server_cpu_us: float
     # The watcher program: "cpp" (bench/cpp/watch.cc) or "python" (bench.worker on grpc.aio).
     watcher: str = "python"
+    # CPU the watcher processes used per update received, in us (on the same cores as the server).
+    watcher_cpu_us: float = 0.0
+
+
+@dataclass
+class Watched:
+    """What the watch workers saw: every delivery's delay (s), the streams that failed (with the
+    first messages), the updates each stream received, and the workers' CPU seconds after READY."""
+
+    delays: list[float] = field(default_factory=list)
+    errors: int = 0
+    error_messages: list[str] = field(default_factory=list)
+    per_stream: list[int] = field(default_factory=list)
+    cpu_s: float = 0.0
 
 
 @dataclass
@@ -310,36 +324,36 @@ class WatchWorkers:
 
     workers: list[Any]
 
-    async def collect(self) -> tuple[list[float], int, list[int]]:
-        """End the streams; every delivery's delay (s), the number of streams that failed, and the
-        number of updates each stream received."""
-        delays: list[float] = []
-        errors = 0
-        per_stream: list[int] = []
+    async def collect(self) -> Watched:
+        """End the streams and read every worker's figures."""
+        seen = Watched()
         for proc in self.workers:
             assert proc.stdin is not None and proc.stdout is not None
             proc.stdin.close()
             out = json.loads(await asyncio.wait_for(proc.stdout.readline(), 120))
             await proc.wait()
-            delays += out["delays"]
-            errors += out["error_count"]
-            per_stream += out["per_stream"]
-        return delays, errors, per_stream
+            seen.delays += out["delays"]
+            seen.errors += out["error_count"]
+            seen.error_messages += out["errors"]
+            seen.per_stream += out["per_stream"]
+            seen.cpu_s += out["cpu_s"]
+        return seen
 
 
 @contextlib.asynccontextmanager
 async def watch_streams(
-    addr: str, parent: str, count: int, procs: int = 4, client: str = "python"
+    addr: str, parent: str, count: int, procs: int = 4, client: str = "python", bearer_token: str = ""
 ) -> AsyncIterator[WatchWorkers]:
     """``count`` WatchPublishJobs streams on ``parent`` in ``procs`` watcher processes (``client``:
     "python", bench.worker on grpc.aio, or "cpp", bench/cpp/watch.cc), open and idle for 1 s when
-    this yields; the workers are stopped (and their figures read) by ``collect``."""
+    this yields; the workers are stopped (and their figures read) by ``collect``. The streams carry
+    ``bearer_token``, by default a viewer's of the parent's tenant."""
     if client == "cpp":
-        program = [str(cpp_watch.binary()), "watch"]
+        program = [str(await asyncio.to_thread(cpp_watch.binary)), "watch"]
     else:
         program = [sys.executable, "-m", "bench.worker", "watch"]
     tenant = parent.split("/")[1]
-    env = {**os.environ, "BENCH_TOKEN": token(["viewer"], tenant, subject="bench-dashboard")}
+    env = {**os.environ, "BENCH_TOKEN": bearer_token or token(["viewer"], tenant, subject="bench-dashboard")}
     workers = []
     try:
         for i in range(procs):
@@ -391,8 +405,8 @@ async def fanout(
                 await asyncio.sleep(0.3)
             await asyncio.sleep(1.0)
             cpu = cpu_seconds(notifier.proc.pid) - cpu0
-            delays, errors, per_stream = await open_streams.collect()
-        return _fanout(watchers, publishes, updates_per_job, delays, errors, per_stream, cpu, watcher)
+            seen = await open_streams.collect()
+        return _fanout(watchers, publishes, updates_per_job, seen, cpu, watcher)
     finally:
         await fan_client.close()
 
@@ -407,25 +421,32 @@ async def fanout_floor(watchers: int, publishes: int, gaps_ms: tuple[float, floa
                 await asyncio.sleep(0.3)
             await asyncio.sleep(1.0)
             cpu = cpu_seconds(pid) - cpu0
-            delays, errors, per_stream = await open_streams.collect()
-    return _fanout(watchers, publishes, publishes * 3, delays, errors, per_stream, cpu, watcher)
+            seen = await open_streams.collect()
+    return _fanout(watchers, publishes, publishes * 3, seen, cpu, watcher)
 
 
 def _fanout(
     watchers: int,
     publishes: int,
     per_watcher: int,
-    delays: list[float],
-    errors: int,
-    per_stream: list[int],
+    seen: Watched,
     cpu_s: float,
     watcher: str,
 ) -> Fanout:
     """The figures of a fan-out run in which each watcher should have received ``per_watcher`` updates."""
-    uneven = sum(1 for n in per_stream if n != per_watcher) + watchers - len(per_stream)
-    cpu_us = cpu_s * 1e6 / max(1, len(delays))
+    uneven = sum(1 for n in seen.per_stream if n != per_watcher) + watchers - len(seen.per_stream)
+    deliveries = max(1, len(seen.delays))
     return Fanout(
-        watchers, publishes, len(delays), watchers * per_watcher, Latency.of(delays), errors, uneven, cpu_us, watcher
+        watchers,
+        publishes,
+        len(seen.delays),
+        watchers * per_watcher,
+        Latency.of(seen.delays),
+        seen.errors,
+        uneven,
+        cpu_s * 1e6 / deliveries,
+        watcher,
+        seen.cpu_s * 1e6 / deliveries,
     )
 
 

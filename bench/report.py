@@ -85,10 +85,10 @@ def _capacity(s: Any) -> str:
 
 
 def _ok(good: bool, floor_misses: bool = False) -> str:
-    """The verdict. A miss says so when the figure's floor (same run, same machine) misses the target
-    too: a bare server, or the sum of the p50 floors the path pays, so no code on this path meets it here.
-    Tail latencies of one floor run are too noisy to conclude that (a sum of p99 floors is not the
-    floor of a p99), so p99 targets other than the fan-out's measured floor never count."""
+    """The verdict. A miss says so when the figure's floor measured in the same run (a bare server, or
+    the sum of the p50 floors the path pays) is already past the target. A sum of p99 floors is not
+    the floor of a p99, and one run's p99 at 500/s is too noisy, so those never count; the fan-out's
+    floor is a p99 over the same 45,000 deliveries as the figure's."""
     if good:
         return "met"
     return "**missed** (the floor alone misses it here)" if floor_misses else "**missed**"
@@ -171,7 +171,7 @@ def rows(r: Results) -> list[tuple[str, str, str, str, str, str]]:
                 f"{rc.best.rate / r.echo_multi.rate:.2f} of echo",
                 _ok(
                     rc.best.rate >= TARGETS["routecall_rate"] and rc.best.errors == 0,
-                    r.echo_multi.rate < TARGETS["routecall_rate"],
+                    r.echo_multi.rate < TARGETS["routecall_rate"] and rc.best.errors == 0,
                 ),
             )
         )
@@ -205,7 +205,8 @@ def rows(r: Results) -> list[tuple[str, str, str, str, str, str]]:
             bare, hop = r.fanout_floor.latency.p99, floor_sum(f, {**FANOUT_PATH, "grpc": 0})
             fan = bare + hop
             paid = f"{fan:.1f} ms (bare fan-out p99 {bare:.1f} + commits and broker hop {hop:.1f})"
-            floor_misses = bare > TARGETS["fanout_p99"]
+            # Only a miss on the delay itself: lost or repeated deliveries are the platform's own.
+            floor_misses = bare > TARGETS["fanout_p99"] and fo.deliveries == fo.expected and not fo.uneven_streams
         else:
             fan = floor_sum(f, FANOUT_PATH)
             paid = f"{fan:.1f} ms"
@@ -243,8 +244,8 @@ def rows(r: Results) -> list[tuple[str, str, str, str, str, str]]:
 
 # The fan-out's watcher programs (bench.platform_bench.watch_streams).
 _WATCHERS = {
-    "cpp": "processes of the C++ watcher, `bench/cpp/watch.cc`, a few us of CPU per update (a grpc.aio "
-    "watcher spends about what the server spends per update, on the same 2 cores)",
+    "cpp": "processes of the C++ watcher, `bench/cpp/watch.cc` (a grpc.aio watcher spends about what the server "
+    "spends per update, on the same 2 cores)",
     "python": "`bench.worker` processes (grpc.aio)",
 }
 
@@ -303,9 +304,9 @@ def render(r: Results) -> str:
         "## Platform figures vs targets",
         "",
         "Floors paid = the sum of the p50 floors along the figure's path (see Paths below); ratio = measured / floors.",
-        "A miss marked *the floor alone misses it here* is one whose floor in this run (the bare echo server's",
-        "maximum for RouteCall's, the bare fan-out server's p99 for the fan-out, the sum of p50 floors for",
-        "publish-to-live p50) is already past the target: on this machine no code on that path could meet it.",
+        "A miss marked *the floor alone misses it here* is one whose floor measured in this run (the bare echo",
+        "server's maximum for RouteCall's, the bare fan-out server's p99 for the fan-out, the sum of p50 floors",
+        "for publish-to-live p50) is already past the target on this machine.",
         "",
         "| figure | target | measured | floors paid | ratio | verdict |",
         "|---|---|---|---|---|---|",
@@ -359,26 +360,29 @@ def render(r: Results) -> str:
         lines += [
             "### Fan-out",
             "",
-            f"{fo.watchers} concurrent `WatchPublishJobs` streams on one tenant (opened by 4 {_WATCHERS[fo.watcher]}); "
+            f"{fo.watchers} concurrent `WatchPublishJobs` streams on one tenant (opened by 4 {_WATCHERS[fo.watcher]}, "
+            "each process's streams on one HTTP/2 connection); "
             f"{fo.publishes} publishes, one at a time. Delay = arrival at the watcher - the job's `update_time` "
             f"(written in the state change's transaction). {fo.latency}. Deliveries {fo.deliveries} of "
             f"{fo.expected} expected; streams not served every change exactly once {fo.uneven_streams}; stream "
             f"errors {fo.stream_errors}. The notifier used {fo.server_cpu_us:.0f} us of CPU per delivery (an upper "
-            "bound: its intake of the publishes' events is in the same window).",
+            "bound: its intake of the publishes' events is in the same window), the watchers "
+            f"{fo.watcher_cpu_us:.0f} us per update.",
             "",
         ]
         if r.fanout_floor is not None:
             ff = r.fanout_floor
             lines += [
                 f"Floor: {ff.watchers} watchers split the same way (4 {_WATCHERS[ff.watcher]},",
-                "100 streams per connection), on a bare grpc.aio server (`bench/fanout_floor.py`: no",
-                "interceptors, token check, store or hub; one serialized update per change handed to every",
+                "each process's streams on one HTTP/2 connection), on a bare grpc.aio server",
+                "(`bench/fanout_floor.py`: no interceptors, token check, store or hub; one serialized update per",
+                "change handed to every",
                 f"stream's queue), with the platform stopped: {ff.publishes} publishes of 3 changes each, as far",
                 "apart as the platform's p50 legs in its one-at-a-time run (during the fan-out they were longer).",
                 f"Delay = arrival - the moment the server handed the change to the streams. {ff.latency}.",
                 f"Deliveries {ff.deliveries} of {ff.expected}; streams not served every change exactly once",
                 f"{ff.uneven_streams}; stream errors {ff.stream_errors}. The bare server used "
-                f"{ff.server_cpu_us:.0f} us of CPU per delivery.",
+                f"{ff.server_cpu_us:.0f} us of CPU per delivery, the watchers {ff.watcher_cpu_us:.0f} us per update.",
                 "",
             ]
     if r.rss:
@@ -516,19 +520,19 @@ FINDINGS: list[str] = [
     "   `bench/fanout_floor.py` serves WatchPublishJobs with nothing but grpc.aio (no interceptors, token",
     "   check, store or hub; each change serialized once and handed to every stream's queue) to the same",
     "   1,000 watchers, split the same way. The watchers are C++ (`bench/cpp/watch.cc`) since 2026-12-03",
-    "   13:20 UTC: the grpc.aio watchers spent 95 us of CPU per update against the notifier's 84",
-    "   (`bench/notifier_fanout.py`), on the same two cores. Interleaved runs on the slower AMD machine",
-    "   (item 1): the bare server's p99 was 130.5 and 120.8 ms with C++ watchers against 183.8 and 198.3 ms",
-    "   with grpc.aio ones, the platform's 305.7, 281.5 and 283.1 ms against 435.5 ms. The bare server",
-    "   still spends 73-74 us of CPU per delivery, ~75 ms per change for 1,000 streams, before any",
-    "   notifier work; with grpc.aio watchers its p99 was 103-194 ms in seven runs on the earlier AMD",
-    "   machine. Per delivery the notifier used 88-100 us with C++ watchers (51-77 us with grpc.aio ones",
-    "   earlier, where the bare server used 45-72); the notifier's window also holds its intake of the",
-    "   publishes' events, so its figure is an upper bound. The platform's p99 adds the way of each change",
-    "   to the notifier (two commits and a broker hop) and the rest of each publish's CPU on the same cores",
-    "   (the CPU table). Earlier native profile (Intel): 21% of the notifier's samples in `sendmsg`, one",
-    "   per stream message (gRPC does not coalesce HTTP/2 writes across streams), 12% in `write`",
-    "   (grpc.aio's poller waking the event loop).",
+    "   13:20 UTC: on the slower AMD machine (item 1) the grpc.aio watchers spent 125-136 us of CPU per",
+    "   update and the C++ ones 39-46 us, on the same two cores as the server. Interleaved runs there:",
+    "   the bare server's p99 was 120.8-131.0 ms with C++ watchers (four runs) against 183.8-198.3 ms",
+    "   with grpc.aio ones (three); the platform's p99 281.5-415.6 ms (five) against 418.6-435.5 ms",
+    "   (three), its p50 120-162 against 185-210 ms. The bare server spends 71-76 us of CPU per",
+    "   delivery, ~75 ms per change for 1,000 streams, before any notifier work. Per delivery the",
+    "   notifier used 87-101 us with C++ watchers and 80-84 us with grpc.aio ones (no run says why it",
+    "   is higher with the faster watchers); its window also holds its intake of the publishes' events,",
+    "   so its figure is an upper bound. The platform's p99 adds the way of each",
+    "   change to the notifier (two commits and a broker hop) and the rest of each publish's CPU on the",
+    "   same cores (the CPU table). Earlier native profile (Intel): 21% of the notifier's samples in",
+    "   `sendmsg`, one per stream message (gRPC does not coalesce HTTP/2 writes across streams), 12% in",
+    "   `write` (grpc.aio's poller waking the event loop).",
     "3. **Publish-to-live p50 is CPU on two cores.** The CPU table's one-at-a-time column counts every",
     "   process: on the AMD machine 52-81 ms of CPU per sequential publish (services 31.8-48.7, PostgreSQL",
     "   9.4-15.0, RabbitMQ 6.3-10.6, load generator 3.5-5.5) against a p50 of 25.6-48.6 ms, so the",
@@ -586,7 +590,7 @@ def routecall_table(text: str) -> list[str]:
     rate, p99 = f["routecall_max_per_s"], f["routecall_p99_ms_at_500"]
     max_verdict = _ok(
         rate >= TARGETS["routecall_rate"] and not f.get("routecall_max_errors", 0),
-        f["echo_max_per_s"] < TARGETS["routecall_rate"],
+        f["echo_max_per_s"] < TARGETS["routecall_rate"] and not f.get("routecall_max_errors", 0),
     )
     return [
         "### RouteCall next to a bare grpc.aio echo server (bench/activation_routecall.py)",

@@ -4,15 +4,18 @@
 (KIND echo or routecall); prints one JSON line {count, errors, elapsed, cpu_s (the worker's own CPU
 time), latencies_ms (sampled)}.
 
-``python -m bench.worker watch ADDR PARENT COUNT``: opens COUNT WatchPublishJobs streams on PARENT,
+``python -m bench.worker watch ADDR PARENT COUNT``: opens COUNT WatchPublishJobs streams on PARENT
+(with the token in BENCH_TOKEN, else a viewer's of PARENT's tenant),
 prints READY once they are open, and on stdin EOF prints one JSON line with, per received update,
-the delay from the job's update_time to its arrival, and per stream the number of updates.
+the delay from the job's update_time to its arrival, per stream the number of updates, and the
+worker's CPU time after READY. bench/cpp/watch.cc speaks the same protocol.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import sys
 import time
@@ -83,7 +86,7 @@ async def unary(addr: str, kind: str, duration: float, concurrency: int, number:
 async def watch(addr: str, parent: str, count: int) -> dict[str, object]:
     """COUNT concurrent WatchPublishJobs streams; delays of every update received."""
     tenant = parent.split("/")[1]
-    md = bearer(token(["viewer"], tenant, subject="bench-dashboard"))
+    md = bearer(os.environ.get("BENCH_TOKEN") or token(["viewer"], tenant, subject="bench-dashboard"))
     channels = [grpc.aio.insecure_channel(addr) for _ in range(max(1, count // 100))]
     stubs = [ntf_grpc.NotifierServiceStub(c) for c in channels]
     delays: list[float] = []
@@ -111,6 +114,7 @@ async def watch(addr: str, parent: str, count: int) -> dict[str, object]:
     for channel in channels:
         await channel.channel_ready()
     await asyncio.sleep(1.0)
+    cpu_start = time.process_time()  # from here on: the updates, not the opening of the streams
     print("READY", flush=True)
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, sys.stdin.read)
@@ -118,7 +122,13 @@ async def watch(addr: str, parent: str, count: int) -> dict[str, object]:
         call.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await asyncio.gather(*(c.close() for c in channels))
-    return {"delays": delays, "per_stream": per_stream, "errors": errors[:20], "error_count": len(errors)}
+    return {
+        "delays": delays,
+        "per_stream": per_stream,
+        "errors": errors[:20],
+        "error_count": len(errors),
+        "cpu_s": time.process_time() - cpu_start,
+    }
 
 
 def main() -> None:

@@ -98,3 +98,12 @@ def test_a_miss_says_when_the_floor_alone_misses_the_target() -> None:
     p50 = next(row for row in report.rows(r) if row[0].endswith("p50"))
     assert p50[3] == "15.2 ms"
     assert p50[5] == "**missed** (the floor alone misses it here)"
+
+
+def test_a_fanout_that_lost_deliveries_is_not_excused_by_its_floor() -> None:
+    r = _results()
+    r.fanout_floor = _fanout(120.0)
+    r.fanout = Fanout(1000, 15, 40000, 45000, _lat(30.0, 60.0), 0, 0, 60.0)
+    assert _fanout_row(r)[5] == "**missed**"
+    r.fanout = Fanout(1000, 15, 45000, 45000, _lat(30.0, 60.0), 0, 3, 60.0)
+    assert _fanout_row(r)[5] == "**missed**"

@@ -10,14 +10,18 @@ from bench.platform_bench import fanout_floor
 
 
 @pytest.mark.parametrize("watcher", ["python", "cpp"])
-async def test_each_publish_reaches_every_watcher_three_times(watcher: str) -> None:
+@pytest.mark.parametrize("watchers", [6, 3])  # 3: one of the 4 worker processes has no stream
+async def test_each_publish_reaches_every_watcher_three_times(watcher: str, watchers: int) -> None:
     if watcher == "cpp" and not cpp_watch.available():
         pytest.skip("g++ and libgrpc++-dev are missing (make test installs them)")
-    result = await fanout_floor(watchers=6, publishes=2, gaps_ms=(1.0, 2.0), watcher=watcher)
+    result = await fanout_floor(watchers=watchers, publishes=2, gaps_ms=(1.0, 2.0), watcher=watcher)
     assert result.watcher == watcher
     assert result.stream_errors == 0
-    assert result.expected == 6 * 2 * 3
+    assert result.expected == watchers * 2 * 3
     assert result.deliveries == result.expected
     assert result.uneven_streams == 0
-    # Delays are measured from the moment the server handed the change over: positive and short.
-    assert 0 < result.latency.p50 <= result.latency.max < 5000
+    # Delays are measured from the moment the server handed the change over, on this machine's
+    # clock: positive, and far below a second (a watcher that dropped the nanoseconds of
+    # update_time would be off by up to 1 s).
+    assert 0 < result.latency.p50 <= result.latency.max < 500
+    assert result.watcher_cpu_us > 0

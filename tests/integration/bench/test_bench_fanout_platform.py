@@ -7,7 +7,7 @@ import pytest
 
 from bench import cpp_watch
 from bench.common import scratch
-from bench.platform_bench import fanout, running
+from bench.platform_bench import fanout, running, watch_streams
 
 
 @pytest.mark.parametrize("watcher", ["python", "cpp"])
@@ -24,3 +24,17 @@ async def test_every_watcher_gets_each_state_change_once_and_no_heartbeat(watche
     assert result.uneven_streams == 0
     # Delay from the job's update_time (written in its state change's transaction) to arrival.
     assert 0 < result.latency.p50 <= result.latency.max < 10_000
+
+
+@pytest.mark.parametrize("watcher", ["python", "cpp"])
+async def test_refused_streams_are_counted_as_errors_with_their_status(watcher: str) -> None:
+    if watcher == "cpp" and not cpp_watch.available():
+        pytest.skip("g++ and libgrpc++-dev are missing (make test installs them)")
+    async with scratch("fanbad") as s, running(s, "fanbad") as (plat, _client):
+        addr = plat.services["notifier"].addr
+        async with watch_streams(addr, "tenants/t", 3, procs=1, client=watcher, bearer_token="not-a-jwt") as ws:
+            seen = await ws.collect()
+    assert seen.errors == 3
+    assert seen.delays == []
+    assert seen.per_stream == [0, 0, 0]
+    assert all(message.startswith("UNAUTHENTICATED: ") for message in seen.error_messages), seen.error_messages
