@@ -512,7 +512,7 @@ FINDINGS: list[str] = [
     "   figure is the machine. This is why the fan-out now has a floor of its own (next item), and why a",
     "   miss says when the floor alone misses the target. The AMD machine of the run above (from 12:27",
     "   UTC, commit c522ced and later) was slower again than the one of 10:43-12:30: grpc.aio unary floor",
-    "   1.39-1.70 ms against 0.71, PostgreSQL commit 0.52-0.67 against 0.35, the bare echo server 453-583",
+    "   1.03-1.70 ms against 0.71, PostgreSQL commit 0.42-0.67 against 0.35, the bare echo server 453-583",
     "   us of CPU per call against 341-393 and 1,469-2,898/s from h2load against 3,245-3,874/s; in three",
     "   of its seven h2load runs the bare echo server itself stayed under RouteCall's 2,000/s. Its",
     "   pure-Python speed was not the difference (a fixed 10M-iteration loop: 0.31-0.55 s, against",

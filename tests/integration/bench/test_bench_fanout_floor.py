@@ -10,8 +10,8 @@ from bench.platform_bench import fanout_floor
 
 
 @pytest.mark.parametrize("watcher", ["python", "cpp"])
-@pytest.mark.parametrize("watchers", [6, 3])  # 3: one of the 4 worker processes has no stream
-async def test_each_publish_reaches_every_watcher_three_times(watcher: str, watchers: int) -> None:
+async def test_each_publish_reaches_every_watcher_three_times(watcher: str) -> None:
+    watchers = 5  # over 4 worker processes: 2, 1, 1, 1
     if watcher == "cpp" and not cpp_watch.available():
         pytest.skip("g++ and libgrpc++-dev are missing (make test installs them)")
     result = await fanout_floor(watchers=watchers, publishes=2, gaps_ms=(1.0, 2.0), watcher=watcher)
