@@ -11,7 +11,7 @@ from bench.platform_bench import fanout_floor
 
 @pytest.mark.parametrize("watcher", ["python", "cpp"])
 async def test_each_publish_reaches_every_watcher_three_times(watcher: str) -> None:
-    watchers = 5  # over 4 worker processes: 2, 1, 1, 1
+    watchers = 3  # over 4 worker processes: one of them has no stream (COUNT 0)
     if watcher == "cpp" and not cpp_watch.available():
         pytest.skip("g++ and libgrpc++-dev are missing (make test installs them)")
     result = await fanout_floor(watchers=watchers, publishes=2, gaps_ms=(1.0, 2.0), watcher=watcher)
