@@ -48,7 +48,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-## Benchmarks (bench/): prints the figures and writes docs/PERFORMANCE.md (about 5 minutes).
+## Benchmarks (bench/): prints the figures and writes docs/PERFORMANCE.md (5-7 minutes on 2 cores).
 bench: $(STAMP) servers watcher-deps
 	@# h2load (nghttp2, in C) drives the closed-loop RouteCall and echo runs; see bench/h2load.py.
 	command -v h2load >/dev/null || apt-get install -y nghttp2-client || (apt-get update && apt-get install -y nghttp2-client)
