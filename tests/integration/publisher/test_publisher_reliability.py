@@ -142,7 +142,7 @@ async def test_publisher_two_replicas_share_a_burst_and_never_work_one_job_twice
         await server.stop(0)
     for request in requests:
         events = await world.harness.wait_events(request.job.name, 2)
-        assert [e.sequence for e in events] == [2, 3]
+        assert sorted(e.sequence for e in events) == [2, 3]  # arrival order is not guaranteed
 
 
 async def test_publisher_graceful_shutdown_hands_jobs_back(world: World) -> None:
