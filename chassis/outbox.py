@@ -233,10 +233,6 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._channel: aio_pika.abc.AbstractChannel | None = None
         self._exchanges: dict[str, aio_pika.abc.AbstractExchange] = {}
-        # One opener of the channel and of each exchange: the rows of a round are published
-        # concurrently, and without it they could each open a channel (all but one left open) and
-        # reach the broker out of order on an exchange's first use.
-        self._exchange_lock = asyncio.Lock()
         self._listener: asyncpg.Connection | None = None
         # Rows handed over by this process's committed transactions, and the ids in hand (which
         # the drain skips, so a row is not published twice by one process).
@@ -407,15 +403,12 @@ class OutboxRelay:
                 raise
 
     async def _exchange(self, name: str) -> aio_pika.abc.AbstractExchange:
-        if self._channel is not None and not self._channel.is_closed and name in self._exchanges:
-            return self._exchanges[name]  # the usual case: no lock, no suspension
-        async with self._exchange_lock:
-            if self._channel is None or self._channel.is_closed:
-                self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
-                self._exchanges = {}
-            if name not in self._exchanges:
-                self._exchanges[name] = await self._channel.get_exchange(name, ensure=True)
-            return self._exchanges[name]
+        if self._channel is None or self._channel.is_closed:
+            self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+            self._exchanges = {}
+        if name not in self._exchanges:
+            self._exchanges[name] = await self._channel.get_exchange(name, ensure=True)
+        return self._exchanges[name]
 
     async def _reset_channel(self) -> None:
         channel, self._channel, self._exchanges = self._channel, None, {}
