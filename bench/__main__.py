@@ -1,7 +1,7 @@
 """Run the whole benchmark suite, print the figures and write docs/PERFORMANCE.md.
 
 Usage: ``python -m bench [--quick] [--no-service-benches] [--out docs/PERFORMANCE.md]``.
-Every part is bounded in time; the whole run takes about 5-6 minutes on a 2-core machine.
+Every part is bounded in time; the whole run takes 5-7 minutes on a 2-core machine.
 Each run also keeps its figures in ``.run/bench-results.pickle``: ``python -m bench --render``
 writes the report again from them (after editing the findings in bench/report.py) without
 measuring anything.

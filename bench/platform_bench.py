@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 import grpc.aio
@@ -30,6 +30,9 @@ from speako.activation.v1 import activation_service_pb2 as act
 from speako.config.v1 import resources_pb2 as res
 from speako.notifier.v1 import notifier_service_pb2 as ntf
 from tests.harness import SERVICES, Platform
+
+# The fan-out's watcher programs: bench/cpp/watch.cc, or bench.worker on grpc.aio.
+Watcher = Literal["cpp", "python"]
 
 # Processes of the shared servers, by the name the kernel gives them (/proc/<pid>/stat).
 SERVER_PROCESSES = {"postgres": "postgresql", "beam.smp": "rabbitmq", "erl_child_setup": "rabbitmq"}
@@ -301,7 +304,7 @@ class Fanout:
     # publishes' events and the load generator's own watch of each job: an upper bound.
     server_cpu_us: float
     # The watcher program: "cpp" (bench/cpp/watch.cc) or "python" (bench.worker on grpc.aio).
-    watcher: str = "python"
+    watcher: Watcher = "python"
     # CPU the watcher processes used per update received, in us (on the same cores as the server).
     watcher_cpu_us: float = 0.0
 
@@ -342,7 +345,7 @@ class WatchWorkers:
 
 @contextlib.asynccontextmanager
 async def watch_streams(
-    addr: str, parent: str, count: int, procs: int = 4, client: str = "python", bearer_token: str = ""
+    addr: str, parent: str, count: int, procs: int = 4, client: Watcher = "python", bearer_token: str = ""
 ) -> AsyncIterator[WatchWorkers]:
     """``count`` WatchPublishJobs streams on ``parent`` in ``procs`` watcher processes (``client``:
     "python", bench.worker on grpc.aio, or "cpp", bench/cpp/watch.cc), open and idle for 1 s when
@@ -384,7 +387,7 @@ async def watch_streams(
 
 
 async def fanout(
-    client: PlatformClient, plat: Platform, watchers: int, publishes: int, watcher: str = "python"
+    client: PlatformClient, plat: Platform, watchers: int, publishes: int, watcher: Watcher = "python"
 ) -> Fanout:
     """``watchers`` WatchPublishJobs streams (in 4 ``watcher`` processes) while publishes go live."""
     notifier = plat.services["notifier"]
@@ -411,7 +414,9 @@ async def fanout(
         await fan_client.close()
 
 
-async def fanout_floor(watchers: int, publishes: int, gaps_ms: tuple[float, float], watcher: str = "python") -> Fanout:
+async def fanout_floor(
+    watchers: int, publishes: int, gaps_ms: tuple[float, float], watcher: Watcher = "python"
+) -> Fanout:
     """The same watchers on a bare grpc.aio server (bench.fanout_floor): the transport's own delay."""
     async with fanout_floor_server() as (addr, pid), grpc.aio.insecure_channel(addr) as channel:
         async with watch_streams(addr, "tenants/bench-fanout", watchers, client=watcher) as open_streams:
@@ -431,7 +436,7 @@ def _fanout(
     per_watcher: int,
     seen: Watched,
     cpu_s: float,
-    watcher: str,
+    watcher: Watcher,
 ) -> Fanout:
     """The figures of a fan-out run in which each watcher should have received ``per_watcher`` updates."""
     uneven = sum(1 for n in seen.per_stream if n != per_watcher) + watchers - len(seen.per_stream)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from bench import cpp_watch
-from bench.platform_bench import fanout_floor
+from bench.platform_bench import Watcher, fanout_floor
 
 
 @pytest.mark.parametrize("watcher", ["python", "cpp"])
-async def test_each_publish_reaches_every_watcher_three_times(watcher: str) -> None:
+async def test_each_publish_reaches_every_watcher_three_times(watcher: Watcher) -> None:
     watchers = 3  # over 4 worker processes: one of them has no stream (COUNT 0)
     if watcher == "cpp" and not cpp_watch.available():
         pytest.skip("g++ and libgrpc++-dev are missing (make test installs them)")

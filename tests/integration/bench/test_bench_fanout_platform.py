@@ -8,11 +8,11 @@ import pytest
 
 from bench import cpp_watch
 from bench.common import scratch
-from bench.platform_bench import fanout, running, watch_streams
+from bench.platform_bench import Watcher, fanout, running, watch_streams
 
 
 @pytest.mark.parametrize("watcher", ["python", "cpp"])
-async def test_every_watcher_gets_each_state_change_once_and_refused_streams_are_errors(watcher: str) -> None:
+async def test_every_watcher_gets_each_state_change_once_and_refused_streams_are_errors(watcher: Watcher) -> None:
     if watcher == "cpp" and not cpp_watch.available():
         pytest.skip("g++ and libgrpc++-dev are missing (make test installs them)")
     # Heartbeats every 0.2 s on idle streams: they repeat the last state and must not count.
