@@ -204,6 +204,14 @@ def _outgoing(row: asyncpg.Record) -> Outgoing:
     )
 
 
+async def _close_quietly(channel: aio_pika.abc.AbstractChannel) -> None:
+    # Even when the broker has closed it: a robust channel would otherwise reopen itself.
+    try:
+        await channel.close()
+    except Exception:
+        log.debug("closing a broken outbox channel failed", exc_info=True)
+
+
 def _cancelling() -> bool:
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
@@ -231,8 +239,12 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
         self._wake = asyncio.Event()
-        self._channel: aio_pika.abc.AbstractChannel | None = None
-        self._exchanges: dict[str, aio_pika.abc.AbstractExchange] = {}
+        # Each exchange is published to on a confirm channel of its own: a missing exchange closes
+        # the channel that asked for it (404), which must not abort the publishes in flight to the
+        # others. One opener at a time, so the rows of a round, published concurrently, never open
+        # a channel each (all but one left open) or reach the broker out of order on first use.
+        self._publishing: dict[str, tuple[aio_pika.abc.AbstractChannel, aio_pika.abc.AbstractExchange]] = {}
+        self._opening = asyncio.Lock()
         self._listener: asyncpg.Connection | None = None
         # Rows handed over by this process's committed transactions, and the ids in hand (which
         # the drain skips, so a row is not published twice by one process).
@@ -294,7 +306,7 @@ class OutboxRelay:
                     await self._close()
                     raise asyncio.CancelledError() from exc
                 log.warning("outbox relay (%s) failed, retrying in %.1fs: %r", self._schema, backoff, exc)
-                await self._reset_channel()
+                await self._reset_channels()
                 # Rows that failed their direct publish are the drain's now (with their backoff).
                 next_drain = 0.0
                 await asyncio.sleep(backoff)
@@ -403,20 +415,33 @@ class OutboxRelay:
                 raise
 
     async def _exchange(self, name: str) -> aio_pika.abc.AbstractExchange:
-        if self._channel is None or self._channel.is_closed:
-            self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
-            self._exchanges = {}
-        if name not in self._exchanges:
-            self._exchanges[name] = await self._channel.get_exchange(name, ensure=True)
-        return self._exchanges[name]
-
-    async def _reset_channel(self) -> None:
-        channel, self._channel, self._exchanges = self._channel, None, {}
-        if channel is not None and not channel.is_closed:
+        exchange = self._open_exchange(name)
+        if exchange is not None:
+            return exchange  # the usual case: no lock, no suspension
+        async with self._opening:
+            exchange = self._open_exchange(name)
+            if exchange is not None:
+                return exchange  # opened while this one waited for the lock
+            stale = self._publishing.pop(name, None)
+            if stale is not None:
+                await _close_quietly(stale[0])
+            channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
             try:
-                await channel.close()
-            except Exception:
-                log.debug("closing a broken outbox channel failed", exc_info=True)
+                exchange = await channel.get_exchange(name, ensure=True)
+            except BaseException:
+                await _close_quietly(channel)
+                raise
+            self._publishing[name] = (channel, exchange)
+            return exchange
+
+    def _open_exchange(self, name: str) -> aio_pika.abc.AbstractExchange | None:
+        channel, exchange = self._publishing.get(name, (None, None))
+        return exchange if channel is not None and not channel.is_closed else None
+
+    async def _reset_channels(self) -> None:
+        publishing, self._publishing = self._publishing, {}
+        for channel, _ in publishing.values():
+            await _close_quietly(channel)
 
     async def _ensure_listener(self) -> None:
         # LISTEN connections can die silently; polling covers the gap until this reconnects.
@@ -440,6 +465,6 @@ class OutboxRelay:
             pass
 
     async def _close(self) -> None:
-        await self._reset_channel()
+        await self._reset_channels()
         if self._listener is not None and not self._listener.is_closed():
             await self._listener.close()

@@ -263,3 +263,59 @@ async def test_a_task_started_in_a_hand_over_block_writes_for_the_drain_once_the
     # Not in hand (nothing would flush it), so the drain publishes it.
     assert await relay.drain_once() == 1
     assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+class _ChannelSpy:
+    """The real connection, recording the channels the relay opens on it."""
+
+    def __init__(self, connection):
+        self._connection = connection
+        self.opened = []
+
+    async def channel(self, **kwargs):
+        channel = await self._connection.channel(**kwargs)
+        self.opened.append(channel)
+        return channel
+
+
+async def _hand_over(relay, pool, rows):
+    """Commit (exchange, routing_key) rows in one transaction handed to the relay; their message ids."""
+    messages = [
+        outbox.Outgoing.of(exchange=exchange, routing_key=key, message=events_pb2.JobStateChanged(sequence=i))
+        for i, (exchange, key) in enumerate(rows)
+    ]
+    async with relay.after_commit(), pool.acquire() as con, con.transaction():
+        await outbox.enqueue_all(con, messages)
+    return [m.message_id for m in messages]
+
+
+async def test_a_round_opens_one_channel_per_exchange_and_keeps_its_order(pool, connection, database_url):
+    queue = await _bound_queue(connection)
+    spy = _ChannelSpy(connection)
+    relay = outbox.OutboxRelay(pool, spy, database_url=database_url, schema=SCHEMA, service_name="speako-test")
+    sent = await _hand_over(relay, pool, [(broker.EVENTS_EXCHANGE, "job.processing")] * 20)
+    assert await relay.flush_local() == 20
+    got = await _receive(queue, 20)
+    assert len(spy.opened) == 1
+    assert [m.message_id for m in got] == sent
+    sent = await _hand_over(relay, pool, [(broker.EVENTS_EXCHANGE, "job.processing")] * 5)
+    assert await relay.flush_local() == 5
+    assert len(spy.opened) == 1  # the next round reuses it
+
+
+async def test_a_missing_exchange_does_not_abort_the_rows_for_the_others(pool, connection, database_url):
+    queue = await _bound_queue(connection)
+    spy = _ChannelSpy(connection)
+    relay = outbox.OutboxRelay(pool, spy, database_url=database_url, schema=SCHEMA, service_name="speako-test")
+    good = [(broker.EVENTS_EXCHANGE, "job.processing")] * 10
+    for _ in range(3):  # first use, then with the good exchange's channel already open
+        ids = await _hand_over(relay, pool, [*good[:5], ("outboxtest.no-such-exchange", "job.processing"), *good[5:]])
+        with pytest.raises(RuntimeError, match="1 outbox message"):
+            await relay.flush_local()
+        assert sorted(m.message_id for m in await _receive(queue, 10)) == sorted(ids[:5] + ids[6:])
+        assert await pool.fetchval("SELECT message_id::text FROM outbox") == ids[5]
+        await pool.execute("DELETE FROM outbox")
+    # The channels that asked for the missing exchange were closed, not left to reopen themselves.
+    await relay._reset_channels()
+    await asyncio.sleep(0.5)
+    assert [c for c in spy.opened if not c.is_closed] == []
