@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import json
 import logging
 import time
@@ -205,9 +206,11 @@ def _outgoing(row: asyncpg.Record) -> Outgoing:
 
 
 async def _close_quietly(channel: aio_pika.abc.AbstractChannel) -> None:
-    # Even when the broker has closed it: a robust channel would otherwise reopen itself.
+    # Even when the broker has closed it, or it never opened: a robust channel would otherwise
+    # reopen itself.
     try:
-        await channel.close()
+        async with asyncio.timeout(broker.PUBLISH_TIMEOUT_S):
+            await channel.close()
     except Exception:
         log.debug("closing a broken outbox channel failed", exc_info=True)
 
@@ -241,10 +244,11 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         # Each exchange is published to on a confirm channel of its own: a missing exchange closes
         # the channel that asked for it (404), which must not abort the publishes in flight to the
-        # others. One opener at a time, so the rows of a round, published concurrently, never open
-        # a channel each (all but one left open) or reach the broker out of order on first use.
+        # others. The rows of a round are published concurrently; they share one opening per
+        # exchange (and its failure), so they never open a channel each (all but one left open)
+        # nor reach the broker out of order on first use.
         self._publishing: dict[str, tuple[aio_pika.abc.AbstractChannel, aio_pika.abc.AbstractExchange]] = {}
-        self._opening = asyncio.Lock()
+        self._opening: dict[str, asyncio.Future[aio_pika.abc.AbstractExchange]] = {}
         self._listener: asyncpg.Connection | None = None
         # Rows handed over by this process's committed transactions, and the ids in hand (which
         # the drain skips, so a row is not published twice by one process).
@@ -417,28 +421,46 @@ class OutboxRelay:
     async def _exchange(self, name: str) -> aio_pika.abc.AbstractExchange:
         exchange = self._open_exchange(name)
         if exchange is not None:
-            return exchange  # the usual case: no lock, no suspension
-        async with self._opening:
-            exchange = self._open_exchange(name)
-            if exchange is not None:
-                return exchange  # opened while this one waited for the lock
-            stale = self._publishing.pop(name, None)
-            if stale is not None:
-                await _close_quietly(stale[0])
-            channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
-            try:
+            return exchange  # the usual case: no suspension
+        opening = self._opening.get(name)
+        if opening is None:
+            opening = self._opening[name] = asyncio.ensure_future(self._open(name))
+            opening.add_done_callback(functools.partial(self._opened, name))
+        # Shielded: one waiter's cancellation must not fail the opening the others wait for.
+        return await asyncio.shield(opening)
+
+    def _opened(self, name: str, opening: asyncio.Future[aio_pika.abc.AbstractExchange]) -> None:
+        if self._opening.get(name) is opening:
+            del self._opening[name]  # the next round opens anew, or finds the channel open
+        if not opening.cancelled():
+            opening.exception()  # retrieved: every row waiting for it may have been cancelled
+
+    async def _open(self, name: str) -> aio_pika.abc.AbstractExchange:
+        stale = self._publishing.pop(name, None)
+        if stale is not None:
+            await _close_quietly(stale[0])
+        # Not awaited here: a robust connection reopens on reconnect every channel it handed out,
+        # so one whose opening fails (in an outage) must still reach the close below.
+        channel = self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        try:
+            # aio-pika bounds neither step; a half-open connection would hold every row waiting.
+            async with asyncio.timeout(broker.PUBLISH_TIMEOUT_S):
+                await channel
                 exchange = await channel.get_exchange(name, ensure=True)
-            except BaseException:
-                await _close_quietly(channel)
-                raise
-            self._publishing[name] = (channel, exchange)
-            return exchange
+        except BaseException:
+            await _close_quietly(channel)
+            raise
+        self._publishing[name] = (channel, exchange)
+        return exchange
 
     def _open_exchange(self, name: str) -> aio_pika.abc.AbstractExchange | None:
         channel, exchange = self._publishing.get(name, (None, None))
         return exchange if channel is not None and not channel.is_closed else None
 
     async def _reset_channels(self) -> None:
+        openings, self._opening = self._opening, {}
+        for opening in openings.values():
+            opening.cancel()
         publishing, self._publishing = self._publishing, {}
         for channel, _ in publishing.values():
             await _close_quietly(channel)
