@@ -16,6 +16,7 @@ import os
 import pickle
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,28 +43,24 @@ SERVICE_BENCHES = ("config_publish", "publisher_jobs", "notifier_fanout", "activ
 async def run_bounded(argv: Sequence[str], timeout_s: float) -> str:
     """Run a program in a process group of its own; its output, or a note once it overran ``timeout_s``.
 
-    On overrun the whole group is killed: a bench script's own servers (the echo server, the
-    services) would otherwise outlive it and take CPU from everything measured after it.
+    Once it exits or overruns, the whole group is killed: a bench script's own servers (the echo
+    server, the services) would otherwise outlive it and take CPU from everything measured after it.
+    The output goes to a file, not a pipe, which a leftover child could hold open for the runner.
     """
-    proc = await asyncio.create_subprocess_exec(
-        *argv, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True
-    )
-    assert proc.stdout is not None
-    output = asyncio.ensure_future(proc.stdout.read())
-    try:
-        # The script's exit, not the end of its output (nor proc.wait(), which waits for that too):
-        # a leftover child of the script would hold the pipe open.
-        async with asyncio.timeout(timeout_s):
-            while proc.returncode is None:  # noqa: ASYNC110 (no event says only "exited")
-                await asyncio.sleep(0.1)
-    except TimeoutError:
-        return f"(stopped after {timeout_s:.0f}s)"
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # the script's leftovers too, even when it exited
-        await proc.wait()
-        out = await output  # at its end now that every writer is gone
-    text = out.decode(errors="replace").strip()
+    with tempfile.TemporaryFile() as output:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, cwd=ROOT, stdout=output, stderr=asyncio.subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            await asyncio.wait_for(proc.wait(), timeout_s)
+        except TimeoutError:
+            return f"(stopped after {timeout_s:.0f}s)"
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+        output.seek(0)
+        text = output.read().decode(errors="replace").strip()
     if proc.returncode:
         text += f"\n(exit status {proc.returncode})"
     return text
