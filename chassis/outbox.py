@@ -206,13 +206,30 @@ def _outgoing(row: asyncpg.Record) -> Outgoing:
 
 
 async def _close_quietly(channel: aio_pika.abc.AbstractChannel) -> None:
-    # Even when the broker has closed it, or it never opened: a robust channel would otherwise
-    # reopen itself.
+    """Close a channel of the relay for good, even one the broker closed or that never opened.
+
+    A robust channel is reopened by its connection's restore unless closed, and a restore already
+    in flight reopens it after this close: it is closed again then.
+    """
+    if isinstance(channel, aio_pika.abc.AbstractRobustChannel):
+        channel.reopen_callbacks.add(_close_again)
     try:
         async with asyncio.timeout(broker.PUBLISH_TIMEOUT_S):
             await channel.close()
     except Exception:
         log.debug("closing a broken outbox channel failed", exc_info=True)
+
+
+_CLOSING_AGAIN: set[asyncio.Future[None]] = set()
+
+
+def _close_again(channel: aio_pika.abc.AbstractRobustChannel | None, /) -> None:
+    # Not awaited by the restore that called it: the channel is closed once its reopening is over.
+    if channel is None:
+        return  # already collected
+    closing = asyncio.ensure_future(_close_quietly(channel))
+    _CLOSING_AGAIN.add(closing)
+    closing.add_done_callback(_CLOSING_AGAIN.discard)
 
 
 def _cancelling() -> bool:
@@ -461,6 +478,8 @@ class OutboxRelay:
         openings, self._opening = self._opening, {}
         for opening in openings.values():
             opening.cancel()
+        # Each closes its channel as it ends: before this returns (at shutdown, say).
+        await asyncio.gather(*openings.values(), return_exceptions=True)
         publishing, self._publishing = self._publishing, {}
         for channel, _ in publishing.values():
             await _close_quietly(channel)

@@ -334,3 +334,36 @@ async def test_a_missing_exchange_does_not_abort_the_rows_for_the_others(pool, c
     await relay._reset_channels()
     await asyncio.sleep(0.5)
     assert spy.open_on_the_broker() == baseline
+
+
+async def test_a_channel_closed_while_the_reconnect_restores_it_stays_closed(pool, database_url, amqp_url):
+    connection = await aio_pika.connect_robust(amqp_url, reconnect_interval=0.3)
+    try:
+        relay = outbox.OutboxRelay(
+            pool, connection, database_url=database_url, schema=SCHEMA, service_name="speako-test"
+        )
+        await relay._exchange(broker.EVENTS_EXCHANGE)
+        stale, _ = relay._publishing[broker.EVENTS_EXCHANGE]
+        dropped = connection.transport
+        restore = stale.reopen
+
+        async def reopen_under_a_round():
+            if connection.transport is dropped or not connection.connected.is_set():
+                return await restore()
+            # A round of the relay lands while the reconnect restores its channel (closed until then):
+            # the relay closes it and opens another, then the restore finishes reopening it.
+            round_ = asyncio.ensure_future(relay._exchange(broker.EVENTS_EXCHANGE))
+            await asyncio.sleep(0)
+            await restore()
+            await round_
+
+        stale.reopen = reopen_under_a_round
+        await connection.transport.connection.close(ConnectionError("dropped by the test"))
+        async with asyncio.timeout(10):
+            while relay._publishing.get(broker.EVENTS_EXCHANGE, (stale,))[0] is stale:  # noqa: ASYNC110 (polls the relay)
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        assert stale.is_closed
+        assert len(connection.transport.connection.channels) == 1  # the relay's new one only
+    finally:
+        await connection.close()
