@@ -33,7 +33,7 @@ import asyncpg
 import grpc.aio
 
 from bench import h2load
-from bench.common import Latency, bearer, cpu_seconds, now, scratch, token
+from bench.common import Latency, bearer, cpu_seconds, now, run_server, scratch, token
 from bench.echo_server import METHOD
 from bench.load import Throughput, open_loop
 from bench.worker import ROUTE_CALL
@@ -417,6 +417,6 @@ async def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "serve":
-        asyncio.run(serve_activation(sys.argv[2], sys.argv[3]))
+        run_server(serve_activation(sys.argv[2], sys.argv[3]))
     else:
         asyncio.run(main())

@@ -9,16 +9,18 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
 from chassis import auth
-from chassis.settings import DEV_AUTH_SECRET
+from chassis.server import run_event_loop
+from chassis.settings import DEV_AUTH_SECRET, Settings
 
 PG_ADMIN_URL = os.environ.get("SPEAKO_BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_BASE_URL = os.environ.get("SPEAKO_BENCH_AMQP_BASE_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -33,6 +35,15 @@ def token(roles: Sequence[str] = ("admin",), tenant: str = "bench", subject: str
 def bearer(tok: str) -> list[tuple[str, str]]:
     """Call metadata carrying a token."""
     return [("authorization", f"Bearer {tok}")]
+
+
+def run_server(main: Coroutine[Any, Any, None]) -> None:
+    """Run a bench server process (a service, or a floor's bare server) on the services' event loop.
+
+    uvloop unless SPEAKO_EVENT_LOOP says otherwise, as chassis.server runs every service: a server
+    measured on another loop than production's would misstate the service or its floor.
+    """
+    run_event_loop(main, os.environ.get("SPEAKO_EVENT_LOOP") or Settings.event_loop)
 
 
 def _rabbitmqctl(*args: str) -> str:

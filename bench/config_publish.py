@@ -24,7 +24,7 @@ import aio_pika.abc
 import asyncpg
 import grpc.aio
 
-from bench.common import Latency, Scratch, bearer, now, scratch, token
+from bench.common import Latency, Scratch, bearer, now, run_server, scratch, token
 from bench.load import closed_loop
 from chassis import broker
 from chassis.settings import Settings
@@ -231,6 +231,6 @@ async def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "serve":
-        asyncio.run(serve(sys.argv[2], sys.argv[3]))
+        run_server(serve(sys.argv[2], sys.argv[3]))
     else:
         asyncio.run(main())

@@ -5,12 +5,12 @@ Run as a separate process: ``python -m bench.echo_server PORT``; prints READY wh
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 import grpc
 import grpc.aio
 
+from bench.common import run_server
 from chassis.server import freeze_startup_heap
 
 SERVICE = "bench.Echo"
@@ -37,4 +37,4 @@ async def serve(port: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(serve(int(sys.argv[1]) if len(sys.argv) > 1 else 0))
+    run_server(serve(int(sys.argv[1]) if len(sys.argv) > 1 else 0))

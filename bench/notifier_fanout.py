@@ -48,7 +48,7 @@ import aio_pika
 import grpc.aio
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from bench.common import Latency, bearer, cpu_seconds, percentile, rss_mb, scratch, token
+from bench.common import Latency, bearer, cpu_seconds, percentile, rss_mb, run_server, scratch, token
 from chassis import broker
 from chassis.settings import DEV_AUTH_SECRET, Settings
 from speako.config.v1 import resources_pb2
@@ -96,7 +96,7 @@ def serve(database_url: str, amqp_url: str, ready: mp.Queue) -> None:
 
         cProfile.runctx("asyncio.run(main())", globals(), locals(), os.environ["NF_PROFILE"])
     else:
-        asyncio.run(main())
+        run_server(main())
 
 
 # ---- watcher processes ----------------------------------------------------------------------
