@@ -524,7 +524,7 @@ FINDINGS: list[str] = [
     "   unary 0.86-1.02 ms), and a speed that swung within the hour: the bare echo server gave 4,031,",
     "   2,585, 3,145 and 1,328/s from h2load in four runs between 15:59 and 16:39 UTC, and the fan-out's",
     "   p99 was 385.2 then 129.0 ms in two `make bench` runs (its bare floor 125.4 then 61.6 ms).",
-    "   Since 17:40 UTC that day the bare echo server and the per-service scripts' servers run on the",
+    "   Since 17:35 UTC that day the bare echo server and the per-service scripts' servers run on the",
     "   services' event loop (`bench.common.run_server`), as the fan-out floor already did; before, they",
     "   ran on the standard library's loop. On this machine, four interleaved pairs of 5 s h2load runs of",
     "   the echo server gave uvloop 3,091 / 2,917 / 2,182 / 2,294 calls/s against asyncio's 3,159 /",
