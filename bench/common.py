@@ -20,7 +20,7 @@ import asyncpg
 
 from chassis import auth
 from chassis.server import run_event_loop
-from chassis.settings import DEV_AUTH_SECRET, Settings
+from chassis.settings import DEV_AUTH_SECRET, event_loop_from
 
 PG_ADMIN_URL = os.environ.get("SPEAKO_BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_BASE_URL = os.environ.get("SPEAKO_BENCH_AMQP_BASE_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -43,7 +43,7 @@ def run_server(main: Coroutine[Any, Any, None]) -> None:
     uvloop unless SPEAKO_EVENT_LOOP says otherwise, as chassis.server runs every service: a server
     measured on another loop than production's would misstate the service or its floor.
     """
-    run_event_loop(main, os.environ.get("SPEAKO_EVENT_LOOP") or Settings.event_loop)
+    run_event_loop(main, event_loop_from(os.environ))
 
 
 def _rabbitmqctl(*args: str) -> str:

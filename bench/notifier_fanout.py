@@ -94,7 +94,7 @@ def serve(database_url: str, amqp_url: str, ready: mp.Queue) -> None:
     if os.environ.get("NF_PROFILE"):
         import cProfile
 
-        cProfile.runctx("asyncio.run(main())", globals(), locals(), os.environ["NF_PROFILE"])
+        cProfile.runctx("run_server(main())", globals(), locals(), os.environ["NF_PROFILE"])
     else:
         run_server(main())
 

@@ -40,6 +40,14 @@ class SettingsError(ValueError):
     """The environment does not describe a runnable service."""
 
 
+def event_loop_from(env: Mapping[str, str]) -> str:
+    """SPEAKO_EVENT_LOOP, checked: the event loop the services run on (chassis.server.run_event_loop)."""
+    event_loop = env.get("SPEAKO_EVENT_LOOP") or EVENT_LOOPS[0]
+    if event_loop not in EVENT_LOOPS:
+        raise SettingsError(f"SPEAKO_EVENT_LOOP={event_loop!r}: expected one of {', '.join(EVENT_LOOPS)}")
+    return event_loop
+
+
 def _float(env: Mapping[str, str], key: str, default: float) -> float:
     raw = env.get(key)
     if raw is None or raw == "":
@@ -102,9 +110,7 @@ class Settings:
             )
         activation_addr = env.get("SPEAKO_ACTIVATION_ADDR") or cls.activation_addr
         base_port = int(env.get("SPEAKO_METRICS_PORT_BASE", "9460"))
-        event_loop = env.get("SPEAKO_EVENT_LOOP") or cls.event_loop
-        if event_loop not in EVENT_LOOPS:
-            raise SettingsError(f"SPEAKO_EVENT_LOOP={event_loop!r}: expected one of {', '.join(EVENT_LOOPS)}")
+        event_loop = event_loop_from(env)
         return cls(
             database_url=env.get("SPEAKO_DATABASE_URL") or cls.database_url,
             amqp_url=env.get("SPEAKO_AMQP_URL") or cls.amqp_url,

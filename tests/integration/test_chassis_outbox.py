@@ -187,7 +187,7 @@ async def test_relay_rides_out_connections_closed_by_the_broker(pool, connection
         await checker2.close()
         # The relay's failed rounds during the outage left no channel for the reconnect to reopen:
         # the fixture's and the relay's one for speako.events.
-        open_channels = len(connection.transport.connection.channels)
+        open_channels = _open_on_the_broker(connection)
     finally:
         task.cancel()
         await checker.close()
@@ -269,6 +269,11 @@ async def test_a_task_started_in_a_hand_over_block_writes_for_the_drain_once_the
     assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
 
 
+def _open_on_the_broker(connection) -> int:
+    """Channels open on the AMQP connection itself (a closed aio-pika wrapper may hide a live one)."""
+    return len(connection.transport.connection.channels)
+
+
 class _ChannelSpy:
     """The real connection, recording the channels the relay asks it for."""
 
@@ -282,8 +287,7 @@ class _ChannelSpy:
         return channel
 
     def open_on_the_broker(self) -> int:
-        """Channels open on the AMQP connection itself (a closed wrapper may hide a live one)."""
-        return len(self._connection.transport.connection.channels)
+        return _open_on_the_broker(self._connection)
 
 
 async def _hand_over(relay, pool, rows):
@@ -364,6 +368,6 @@ async def test_a_channel_closed_while_the_reconnect_restores_it_stays_closed(poo
                 await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)
         assert stale.is_closed
-        assert len(connection.transport.connection.channels) == 1  # the relay's new one only
+        assert _open_on_the_broker(connection) == 1  # the relay's new one only
     finally:
         await connection.close()
