@@ -3,12 +3,18 @@
 RouteCall answers only after its call is committed (the pin is durable), but a commit per call
 would cap throughput at the disk's flush rate. Writers take everything queued, write it in one
 round trip, and resolve every waiter; while one batch commits, the next one gathers.
+
+A batch has a fixed cost besides its calls' share, about 0.5 ms of this process's CPU on a 2-core
+machine, and PostgreSQL commits so fast that at 1,000 calls/s batches held 1.1 calls on average.
+So while the event loop's thread is saturated, a batch first lingers a few milliseconds to gather
+company (``BusyLoopLinger``); with CPU to spare, a call is written at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from services.activation.domain.status import CallRecord
@@ -16,6 +22,57 @@ from services.activation.domain.status import CallRecord
 log = logging.getLogger("speako.activation.calls")
 
 InsertCalls = Callable[[Sequence[CallRecord]], Awaitable[None]]
+# How long the next batch waits for more calls before it is written (seconds; 0: at once).
+Linger = Callable[[], float]
+
+
+def no_linger() -> float:
+    """Write every batch as soon as a writer is free."""
+    return 0.0
+
+
+class BusyLoopLinger:
+    """Linger only while the event loop's thread is saturated, when waiting costs little latency.
+
+    Called from the loop's thread (the writer), it measures that thread's CPU share over windows
+    of ``window_s``: lingering starts at ``busy_from`` and stops under ``idle_below``. The gap
+    keeps the decision from flapping, since lingering itself lowers the CPU used per call.
+    A saturated loop already queues each call for tens of milliseconds, so ``linger_s`` adds little
+    to a call's latency there, while a loop with CPU to spare never waits.
+    """
+
+    def __init__(
+        self,
+        linger_s: float = 0.003,
+        *,
+        busy_from: float = 0.9,
+        idle_below: float = 0.6,
+        window_s: float = 0.05,
+        wall: Callable[[], float] = time.perf_counter,
+        cpu: Callable[[], float] = time.thread_time,
+    ) -> None:
+        self._linger_s = linger_s
+        self._busy_from = busy_from
+        self._idle_below = idle_below
+        self._window_s = window_s
+        self._wall = wall
+        self._cpu = cpu
+        self._since = wall()
+        self._cpu_since = cpu()
+        self.busy = False
+
+    def __call__(self) -> float:
+        now = self._wall()
+        elapsed = now - self._since
+        if elapsed >= self._window_s:
+            used = self._cpu()
+            share = (used - self._cpu_since) / elapsed
+            self._since, self._cpu_since = now, used
+            if share >= self._busy_from:
+                self.busy = True
+            elif share < self._idle_below:
+                self.busy = False
+        return self._linger_s if self.busy else 0.0
 
 
 class CallsNotRecorded(Exception):
@@ -31,9 +88,11 @@ class CallRecorder:
         *,
         max_batch: int = 2000,
         on_batch: Callable[[int], None] | None = None,
+        linger: Linger = no_linger,
     ) -> None:
         """One writer per insert function: while one batch commits, another may be written."""
         self._inserts = list(inserts)
+        self._linger = linger
         self._on_batch = on_batch
         self._max_batch = max_batch
         self._pending: list[tuple[CallRecord, asyncio.Future[None]]] = []
@@ -69,6 +128,9 @@ class CallRecorder:
             while not self._pending:
                 self._wake.clear()
                 await self._wake.wait()
+            delay = self._linger()
+            if delay > 0:
+                await asyncio.sleep(delay)
             await self._write_next(insert)
 
     async def _write_next(self, insert: InsertCalls) -> None:

@@ -1,4 +1,4 @@
-"""Group commit of calls: batching, failure propagation and shutdown flush (fake insert)."""
+"""Group commit of calls: batching, lingering under load, failure propagation and shutdown flush (fake insert)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.activation.calls import CallRecorder, CallsNotRecorded
+from services.activation.calls import BusyLoopLinger, CallRecorder, CallsNotRecorded
 from services.activation.domain.status import CallRecord
 
 
@@ -82,3 +82,89 @@ async def test_after_stop_new_calls_are_refused():
     await asyncio.gather(runner, return_exceptions=True)
     with pytest.raises(CallsNotRecorded):
         await recorder.record(call())
+
+
+async def test_a_lingering_batch_gathers_the_calls_that_arrive_meanwhile():
+    insert = FakeInsert()
+    recorder = CallRecorder([insert], linger=lambda: 0.05)
+    first = asyncio.create_task(recorder.record(call()))
+    writer = asyncio.create_task(recorder.run())
+    await asyncio.sleep(0.01)  # the writer has woken and is lingering
+    assert insert.batches == []
+    later = [asyncio.create_task(recorder.record(call())) for _ in range(4)]
+    await asyncio.gather(first, *later)
+    assert [len(b) for b in insert.batches] == [5]
+    writer.cancel()
+    await asyncio.gather(writer, return_exceptions=True)
+
+
+async def test_without_linger_a_lone_call_is_written_at_once():
+    insert = FakeInsert()
+    recorder = CallRecorder([insert])
+    writer = asyncio.create_task(recorder.run())
+    first = asyncio.create_task(recorder.record(call()))
+    await asyncio.sleep(0.01)
+    assert [len(b) for b in insert.batches] == [1]
+    await first
+    writer.cancel()
+    await asyncio.gather(writer, return_exceptions=True)
+
+
+async def test_calls_waiting_in_a_linger_are_written_when_the_recorder_stops():
+    insert = FakeInsert()
+    recorder = CallRecorder([insert], linger=lambda: 60.0)
+    writer = asyncio.create_task(recorder.run())
+    pending = [asyncio.create_task(recorder.record(call())) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    writer.cancel()
+    await asyncio.gather(writer, return_exceptions=True)
+    await asyncio.gather(*pending)
+    assert [len(b) for b in insert.batches] == [3]
+
+
+class Clocks:
+    """Wall and thread-CPU clocks the test advances."""
+
+    def __init__(self) -> None:
+        self.wall = 0.0
+        self.cpu = 0.0
+
+    def spend(self, seconds: float, cpu_share: float) -> None:
+        self.wall += seconds
+        self.cpu += seconds * cpu_share
+
+
+def linger_on(clocks: Clocks) -> BusyLoopLinger:
+    return BusyLoopLinger(
+        0.003, busy_from=0.9, idle_below=0.6, window_s=0.05, wall=lambda: clocks.wall, cpu=lambda: clocks.cpu
+    )
+
+
+def test_an_idle_loop_never_lingers():
+    clocks = Clocks()
+    linger = linger_on(clocks)
+    for _ in range(5):
+        clocks.spend(0.06, 0.3)
+        assert linger() == 0.0
+
+
+def test_a_saturated_loop_lingers_until_its_load_falls_below_the_low_mark():
+    clocks = Clocks()
+    linger = linger_on(clocks)
+    clocks.spend(0.06, 0.95)
+    assert linger() == 0.003
+    clocks.spend(0.06, 0.7)  # between the marks: keeps lingering
+    assert linger() == 0.003
+    clocks.spend(0.06, 0.5)
+    assert linger() == 0.0
+    clocks.spend(0.06, 0.7)  # between the marks: stays off
+    assert linger() == 0.0
+
+
+def test_the_decision_changes_only_once_a_window_has_passed():
+    clocks = Clocks()
+    linger = linger_on(clocks)
+    clocks.spend(0.01, 1.0)  # a short busy burst is not a saturated loop
+    assert linger() == 0.0
+    clocks.spend(0.045, 1.0)
+    assert linger() == 0.003
