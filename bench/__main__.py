@@ -27,7 +27,7 @@ from bench import cpp_watch, h2load, report
 from bench import floors as floors_mod
 from bench import platform_bench as pb
 from bench.common import machine, percentile, postgres_version, scratch
-from bench.tracing_sink import otlp_sink
+from bench.tracing_sink import otlp_sink, sampled_and_exported_to
 
 # The second sustained run's offered rate: below capacity on the Intel machines of this kind (110-137/s).
 STEADY_RATE = 100.0
@@ -180,15 +180,7 @@ async def main(args: argparse.Namespace) -> None:
     async with otlp_sink() as (endpoint, spans):
         async with (
             scratch("trace-on") as s,
-            pb.running(
-                s,
-                "tracing-on",
-                OTEL_TRACES_SAMPLER="always_on",
-                OTEL_TRACES_EXPORTER="otlp",
-                OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
-                OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
-                OTEL_EXPORTER_OTLP_INSECURE="true",
-            ) as (plat, client),
+            pb.running(s, "tracing-on", **sampled_and_exported_to(endpoint)) as (plat, client),
         ):
             lat, _, _ = await pb.publish_latency(client, n)
             rc = await pb.route_calls(client, plat.addr("activation"), s.database_url)
