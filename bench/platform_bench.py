@@ -142,6 +142,10 @@ class PublishBreakdown:
     published_to_seen: list[float] = field(default_factory=list)
 
 
+# Untimed publishes before publish_latency's timed ones (small configs).
+WARMUP_PUBLISHES = 10
+
+
 async def publish_latency(
     client: PlatformClient, n: int, knowledge_bytes: int = 0, agent_id: str = "latency"
 ) -> tuple[Latency, PublishBreakdown, int]:
@@ -150,7 +154,7 @@ async def publish_latency(
     samples = []
     breakdown = PublishBreakdown()
     not_published = 0
-    warmup = 3 if knowledge_bytes else 10
+    warmup = 3 if knowledge_bytes else WARMUP_PUBLISHES
     for i in range(n + warmup):
         await client.edit(agent, f"edit {i}", knowledge_bytes)
         t0 = now()

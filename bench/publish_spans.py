@@ -25,14 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import percentile, scratch
-from bench.platform_bench import publish_latency, running
+from bench.platform_bench import WARMUP_PUBLISHES, publish_latency, running
 from bench.tracing_sink import otlp_sink, sampled_and_exported_to
 
 Span = dict[str, Any]
 # The span that starts every publish's trace: config's server span of PublishDraft.
 ROOT = "/speako.config.v1.ConfigService/PublishDraft"
-# publish_latency's warm-up publishes (not timed): their traces are left out too.
-WARM_UP = 10
 
 
 @dataclass(frozen=True)
@@ -119,7 +117,8 @@ async def main(n: int) -> None:
                 lat, _, failed = await publish_latency(client, n, agent_id="spans")
             # Stopping the services flushed their span processors; the sink has written every span.
             received = await spans_received()
-        traces = publish_traces(load(record))[WARM_UP:]
+        # publish_latency's untimed warm-up publishes come first: their traces are left out too.
+        traces = publish_traces(load(record))[WARMUP_PUBLISHES:]
     print(f"publish-to-live with every span sampled: {lat}; not published {failed}; spans received {received}")
     print(f"median start and duration (ms from PublishDraft's server span) over {len(traces)} publishes:")
     print("  start    dur.  service            span")

@@ -92,6 +92,9 @@ async def otlp_sink(record_path: str | None = None) -> AsyncIterator[tuple[str, 
     )
     assert proc.stdout is not None and proc.stdin is not None
     line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode().split()
+    if line[:1] != ["READY"]:
+        await proc.wait()
+        raise RuntimeError(f"the trace sink exited before serving (exit {proc.returncode}); see its stderr above")
     counted: list[int] = []
 
     async def count() -> int:

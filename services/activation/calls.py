@@ -1,4 +1,4 @@
-"""Group commit of routed calls: calls arriving together are pinned with one COPY.
+"""Group commit of routed calls: calls arriving together are pinned with one INSERT.
 
 RouteCall answers only after its call is committed (the pin is durable), but a commit per call
 would cap throughput at the disk's flush rate. Writers take everything queued, write it in one
@@ -34,11 +34,13 @@ def no_linger() -> float:
 class BusyLoopLinger:
     """Linger only while the event loop's thread is saturated, when waiting costs little latency.
 
-    Called from the loop's thread (the writer), it measures that thread's CPU share over windows
-    of ``window_s``: lingering starts at ``busy_from`` and stops under ``idle_below``. The gap
-    keeps the decision from flapping, since lingering itself lowers the CPU used per call.
-    A saturated loop already queues each call for tens of milliseconds, so ``linger_s`` adds little
-    to a call's latency there, while a loop with CPU to spare never waits.
+    Called by the writer, on the loop's thread, each time a batch is about to be written: once
+    ``window_s`` or more has passed since the previous reading, it takes the CPU share of that
+    thread since then (``time.thread_time``; gRPC's own threads are not counted, and under
+    ``speako serve all`` the loop is every service's). Lingering starts at ``busy_from`` and stops
+    under ``idle_below``; the gap keeps the decision from flapping, since lingering itself lowers
+    the CPU used per call. A saturated loop already queues each call for tens of milliseconds, so
+    ``linger_s`` adds little to a call's latency there, while a loop with CPU to spare never waits.
     """
 
     def __init__(
@@ -51,18 +53,24 @@ class BusyLoopLinger:
         wall: Callable[[], float] = time.perf_counter,
         cpu: Callable[[], float] = time.thread_time,
     ) -> None:
+        if not (linger_s >= 0 and window_s > 0 and 0 <= idle_below <= busy_from):
+            raise ValueError("need linger_s >= 0, window_s > 0 and 0 <= idle_below <= busy_from")
         self._linger_s = linger_s
         self._busy_from = busy_from
         self._idle_below = idle_below
         self._window_s = window_s
         self._wall = wall
         self._cpu = cpu
-        self._since = wall()
-        self._cpu_since = cpu()
+        # The first reading is taken on the first call, on the writer's thread, not at start-up.
+        self._since: float | None = None
+        self._cpu_since = 0.0
         self.busy = False
 
     def __call__(self) -> float:
         now = self._wall()
+        if self._since is None:
+            self._since, self._cpu_since = now, self._cpu()
+            return 0.0
         elapsed = now - self._since
         if elapsed >= self._window_s:
             used = self._cpu()
@@ -128,7 +136,8 @@ class CallRecorder:
             while not self._pending:
                 self._wake.clear()
                 await self._wake.wait()
-            delay = self._linger()
+            # A full batch has all the company it can take.
+            delay = self._linger() if len(self._pending) < self._max_batch else 0.0
             if delay > 0:
                 await asyncio.sleep(delay)
             await self._write_next(insert)

@@ -86,14 +86,27 @@ async def test_after_stop_new_calls_are_refused():
 
 async def test_a_lingering_batch_gathers_the_calls_that_arrive_meanwhile():
     insert = FakeInsert()
-    recorder = CallRecorder([insert], linger=lambda: 0.05)
+    recorder = CallRecorder([insert], linger=lambda: 0.3)
     first = asyncio.create_task(recorder.record(call()))
     writer = asyncio.create_task(recorder.run())
     await asyncio.sleep(0.01)  # the writer has woken and is lingering
     assert insert.batches == []
     later = [asyncio.create_task(recorder.record(call())) for _ in range(4)]
-    await asyncio.gather(first, *later)
+    async with asyncio.timeout(5):
+        await asyncio.gather(first, *later)
     assert [len(b) for b in insert.batches] == [5]
+    writer.cancel()
+    await asyncio.gather(writer, return_exceptions=True)
+
+
+async def test_a_full_batch_does_not_linger():
+    insert = FakeInsert()
+    recorder = CallRecorder([insert], max_batch=3, linger=lambda: 60.0)
+    waiters = [asyncio.create_task(recorder.record(call())) for _ in range(3)]
+    writer = asyncio.create_task(recorder.run())
+    async with asyncio.timeout(5):
+        await asyncio.gather(*waiters)
+    assert [len(b) for b in insert.batches] == [3]
     writer.cancel()
     await asyncio.gather(writer, return_exceptions=True)
 
@@ -118,7 +131,8 @@ async def test_calls_waiting_in_a_linger_are_written_when_the_recorder_stops():
     await asyncio.sleep(0.01)
     writer.cancel()
     await asyncio.gather(writer, return_exceptions=True)
-    await asyncio.gather(*pending)
+    async with asyncio.timeout(5):
+        await asyncio.gather(*pending)
     assert [len(b) for b in insert.batches] == [3]
 
 
@@ -143,6 +157,7 @@ def linger_on(clocks: Clocks) -> BusyLoopLinger:
 def test_an_idle_loop_never_lingers():
     clocks = Clocks()
     linger = linger_on(clocks)
+    assert linger() == 0.0  # the first call only takes the first reading
     for _ in range(5):
         clocks.spend(0.06, 0.3)
         assert linger() == 0.0
@@ -151,6 +166,7 @@ def test_an_idle_loop_never_lingers():
 def test_a_saturated_loop_lingers_until_its_load_falls_below_the_low_mark():
     clocks = Clocks()
     linger = linger_on(clocks)
+    linger()
     clocks.spend(0.06, 0.95)
     assert linger() == 0.003
     clocks.spend(0.06, 0.7)  # between the marks: keeps lingering
@@ -164,7 +180,25 @@ def test_a_saturated_loop_lingers_until_its_load_falls_below_the_low_mark():
 def test_the_decision_changes_only_once_a_window_has_passed():
     clocks = Clocks()
     linger = linger_on(clocks)
+    linger()
     clocks.spend(0.01, 1.0)  # a short busy burst is not a saturated loop
     assert linger() == 0.0
     clocks.spend(0.045, 1.0)
     assert linger() == 0.003
+
+
+def test_busy_time_before_the_first_call_is_not_counted():
+    clocks = Clocks()
+    linger = linger_on(clocks)
+    clocks.spend(1.0, 1.0)  # start-up work before the writer first asks
+    assert linger() == 0.0
+    clocks.spend(0.06, 0.3)
+    assert linger() == 0.0
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"window_s": 0}, {"busy_from": 0.5, "idle_below": 0.6}, {"linger_s": -1.0}, {"idle_below": -0.1}]
+)
+def test_a_linger_policy_that_cannot_work_is_refused(kwargs):
+    with pytest.raises(ValueError):
+        BusyLoopLinger(**kwargs)
