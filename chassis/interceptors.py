@@ -23,6 +23,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace import TracerProvider
 
 from chassis import auth, errors, telemetry
@@ -206,6 +207,12 @@ class ServerTracing(_WrapOnce):
         super().__init__()
         self._otel = aio_server_interceptor(tracer_provider=provider)
         self._tracer = trace.get_tracer("speako.rpc", tracer_provider=provider)
+        # Roots the SDK would drop are built here (see _wrap), unless the SDK is disabled
+        # (OTEL_SDK_DISABLED: its tracer is a no-op one, whose spans carry no ids at all).
+        self._ids = provider.id_generator if isinstance(self._tracer, SdkTracer) else None
+        self._root_flags = trace.TraceFlags(
+            trace.TraceFlags.RANDOM_TRACE_ID if provider.id_generator.is_trace_id_random() else trace.TraceFlags.DEFAULT
+        )
         self._lean = telemetry.samples_no_roots(provider)
         self._fields = frozenset(propagate.get_global_textmap().fields)
 
@@ -219,14 +226,23 @@ class ServerTracing(_WrapOnce):
         return await super().intercept_service(continuation, details)
 
     def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> Any:
-        tracer, fields = self._tracer, self._fields
+        tracer, fields, ids, root_flags = self._tracer, self._fields, self._ids, self._root_flags
 
         def enter(context: grpc.aio.ServicerContext) -> tuple[trace.Span, Token[otel_context.Context]]:
             metadata = context.invocation_metadata() or ()
             parent = None
             if any(key in fields for key, _ in metadata):
                 parent = propagate.extract({key: value for key, value in metadata})
-            span = tracer.start_span(method, context=parent, kind=trace.SpanKind.SERVER)
+            if parent is None and ids is not None:
+                # A root, which is never sampled here: the span the SDK's start_span returns once
+                # its sampler says no, without the rest of start_span (11.8 -> 2.3 us in a loop).
+                span: trace.Span = trace.NonRecordingSpan(
+                    trace.SpanContext(
+                        ids.generate_trace_id(), ids.generate_span_id(), is_remote=False, trace_flags=root_flags
+                    )
+                )
+            else:
+                span = tracer.start_span(method, context=parent, kind=trace.SpanKind.SERVER)
             return span, otel_context.attach(trace.set_span_in_context(span, parent))
 
         def unary(behaviour: Behaviour) -> Behaviour:

@@ -13,6 +13,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from chassis import telemetry
@@ -101,6 +102,36 @@ async def test_when_roots_are_sampled_every_call_is_recorded(exporter):
         await channel.unary_unary(METHOD)(b"")
         await channel.unary_unary(METHOD)(b"")
         assert [s.name for s in exporter.get_finished_spans()] == [METHOD, METHOD]
+
+
+class _CountingIds(RandomIdGenerator):
+    """Ids 1, 2, 3... so a test can tell they came from the provider's generator."""
+
+    def __init__(self) -> None:
+        self.next = 0
+
+    def generate_trace_id(self) -> int:
+        self.next += 1
+        return self.next
+
+    def is_trace_id_random(self) -> bool:
+        return False
+
+
+async def test_a_fresh_trace_takes_its_ids_from_the_providers_generator(exporter):
+    provider = _provider(exporter)
+    provider.id_generator = _CountingIds()
+    async with _serve(provider) as channel:
+        call = channel.unary_unary(METHOD)
+        answers = [(await call(b"")).decode().split() for _ in range(2)]
+    assert answers == [[f"{1:032x}", "True", "False"], [f"{2:032x}", "True", "False"]]
+
+
+async def test_with_the_sdk_disabled_calls_carry_no_trace(exporter, monkeypatch):
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    async with _serve(_provider(exporter)) as channel:
+        answer = await channel.unary_unary(METHOD)(b"")
+    assert answer.decode().split() == ["0" * 32, "False", "False"]
 
 
 @pytest.mark.parametrize(
