@@ -64,7 +64,7 @@ class BusyLoopLinger:
         # The first reading is taken on the first call, on the writer's thread, not at start-up.
         self._since: float | None = None
         self._cpu_since = 0.0
-        self.busy = False
+        self._busy = False
 
     def __call__(self) -> float:
         now = self._wall()
@@ -77,10 +77,10 @@ class BusyLoopLinger:
             share = (used - self._cpu_since) / elapsed
             self._since, self._cpu_since = now, used
             if share >= self._busy_from:
-                self.busy = True
+                self._busy = True
             elif share < self._idle_below:
-                self.busy = False
-        return self._linger_s if self.busy else 0.0
+                self._busy = False
+        return self._linger_s if self._busy else 0.0
 
 
 class CallsNotRecorded(Exception):
